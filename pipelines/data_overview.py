@@ -13,13 +13,13 @@ def model_quality(data_dir: str | Path) -> list[dict]:
     """Rows {source, model, n, mean_score} over every published outcome, via Ray Data."""
     import ray.data
     from ray.data.aggregate import Count, Mean
+    from ray.data.expressions import col
 
     ray.data.DataContext.get_current().enable_progress_bars = False
 
-    ds = ray.data.read_parquet(
-        str(Path(data_dir).resolve() / "outcomes"), columns=["source", "model", "score"]
-    )
-    ds = ds.filter(expr="is_not_null(score)")
+    ds = ray.data.read_parquet(str(Path(data_dir).resolve() / "outcomes"))
+    ds = ds.select_columns(["source", "model", "score"])
+    ds = ds.filter(expr=col("score").is_not_null())
     grouped = ds.groupby(["source", "model"], num_partitions=2).aggregate(
         Count(alias_name="n"), Mean("score", alias_name="mean_score")
     )
