@@ -1,0 +1,110 @@
+"""Router training examples: one row per (query, turn) where both models of a pair answered.
+
+For a (local, cloud) pair the local model *suffices* when its score is at least the cloud's
+(rule "ge") or at least a quality bar (rule "bar"); the label a router learns is
+`needs_cloud = not suffices`, and a router's score p estimates P(needs_cloud).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from localroute.data.build import read_table
+from localroute.errors import DataError
+
+Batch = Mapping[str, np.ndarray]  # columns as numpy arrays, Ray Data's "numpy" batch format
+
+
+def conversation_text(turns: list[dict], upto_turn: int) -> tuple[str, int, int]:
+    """The conversation up to user turn `upto_turn` as one text, with (prompt, context) words.
+
+    Words stand in for tokens, as seed 001 does, so the cost model needs no tokenizer.
+    """
+    parts, seen, prompt_words, context_words = [], 0, 0, 0
+    for message in turns:
+        if message["role"] == "user":
+            seen += 1
+            if seen > upto_turn:
+                break
+        words = len(message["content"].split())
+        if message["role"] == "user" and seen == upto_turn:
+            prompt_words = words
+        else:
+            context_words += words
+        parts.append(
+            f"{message['role']}: {message['content']}" if upto_turn > 1 else message["content"]
+        )
+    return "\n\n".join(parts), prompt_words, context_words
+
+
+def pair_examples(
+    data_dir: str | Path,
+    source: str,
+    local: str,
+    cloud: str,
+    rule: str = "ge",
+    bar: float | None = None,
+) -> pa.Table:
+    """Join a source's queries with the two models' outcomes into labelled examples."""
+    outcomes = read_table(data_dir, "outcomes", [source])
+    models = set(outcomes["model"].unique().to_pylist())
+    missing = [m for m in (local, cloud) if m not in models]
+    if missing:
+        known = ", ".join(sorted(models)) or "none"
+        raise DataError(f"source {source!r} has no outcomes for {missing}; its models: {known}")
+    if rule not in ("ge", "bar") or (rule == "bar" and bar is None):
+        raise DataError(f"rule must be 'ge' or 'bar' (with a bar), got {rule!r}")
+    keep = outcomes.filter(pc.is_valid(outcomes["score"])).select(
+        ["query_id", "turn", "model", "score"]
+    )
+    sides = {}
+    for side, model in (("local", local), ("cloud", cloud)):
+        t = keep.filter(pc.equal(keep["model"], model)).drop_columns(["model"])
+        sides[side] = t.rename_columns(["query_id", "turn", f"q_{side}"])
+    joined = sides["local"].join(sides["cloud"], ["query_id", "turn"], join_type="inner")
+    queries = read_table(data_dir, "queries", [source])
+    joined = joined.sort_by([("query_id", "ascending"), ("turn", "ascending")])
+    rows = queries.take(pc.index_in(joined["query_id"], queries["query_id"]))
+    for name in ("task", "turns", "split", "contaminated"):
+        joined = joined.append_column(name, rows[name])
+    texts, prompt_words, context_words = [], [], []
+    for turns, turn in zip(joined["turns"].to_pylist(), joined["turn"].to_pylist(), strict=True):
+        text, pw, cw = conversation_text(turns, turn)
+        texts.append(text)
+        prompt_words.append(pw)
+        context_words.append(cw)
+    q_local = joined["q_local"].to_numpy()
+    q_cloud = joined["q_cloud"].to_numpy()
+    suffices = q_local >= q_cloud if rule == "ge" else q_local >= bar
+    return pa.table(
+        {
+            "query_id": joined["query_id"],
+            "turn": joined["turn"],
+            "task": joined["task"],
+            "split": joined["split"],
+            "contaminated": joined["contaminated"],
+            "text": pa.array(texts, pa.string()),
+            "prompt_words": pa.array(prompt_words, pa.int64()),
+            "context_words": pa.array(context_words, pa.int64()),
+            "q_local": q_local,
+            "q_cloud": q_cloud,
+            "label": pa.array((~suffices).astype(np.int8)),
+        }
+    )
+
+
+def split_of(examples: pa.Table, *splits: str, drop_contaminated: bool = False) -> pa.Table:
+    mask = pc.is_in(examples["split"], pa.array(list(splits)))
+    if drop_contaminated:
+        mask = pc.and_(mask, pc.invert(examples["contaminated"]))
+    return examples.filter(mask)
+
+
+def to_batch(table: pa.Table) -> dict[str, np.ndarray]:
+    """A table as a dict of numpy arrays (strings become object arrays)."""
+    return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}

@@ -1,0 +1,1 @@
+"""The learned routers (embedding kNN/MLP/MF, BERT, binary decoder) register here."""
