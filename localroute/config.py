@@ -46,12 +46,41 @@ class DataConfig:
                 raise ConfigError(f"{where}.sources: unknown source {name!r}; known: {known}")
 
 
+# Sections owned by other modules, by top-level key: "module:Class" (a dataclass with defaults).
+# They are imported only when needed, so a job loads only what it uses.
+SECTIONS: dict[str, str] = {
+    "routers": "localroute.routers.config:RoutersConfig",
+    "profile": "pipelines.profile:ProfileConfig",
+    "evaluate": "pipelines.evaluate:EvaluateConfig",
+    "serve": "serve.config:ServeConfig",
+    "submit": "localroute.submit:SubmitConfig",
+}
+
+
 @dataclass(frozen=True)
 class Config:
     seed: int = 20251125
     ray: RayConfig = field(default_factory=RayConfig)
     data: DataConfig = field(default_factory=DataConfig)
     path: str | None = None  # where it was read from (not a YAML key)
+    sections: dict[str, Any] = field(default_factory=dict)  # parsed SECTIONS present in the file
+
+    def __getattr__(self, name: str) -> Any:
+        """`cfg.serve` etc.: the parsed section, or its defaults when the file has none."""
+        if name in SECTIONS:
+            sections = object.__getattribute__(self, "sections")
+            return sections[name] if name in sections else _section_class(name)()
+        raise AttributeError(name)
+
+
+def _section_class(key: str) -> type:
+    import importlib
+
+    module, _, cls = SECTIONS[key].partition(":")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"section {key!r} is not available ({exc})") from exc
 
 
 def load_config(path: str | Path) -> Config:
@@ -66,9 +95,11 @@ def load_config(path: str | Path) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    raw = {**raw, "path": str(path)}
     try:
-        return _build(Config, raw, "")
+        sections = {k: _build(_section_class(k), raw.pop(k), k) for k in list(raw) if k in SECTIONS}
+        if "path" in raw or "sections" in raw:
+            raise ConfigError("unknown key(s) ['path'/'sections'] at the top level")
+        return _build(Config, {**raw, "path": str(path), "sections": sections}, "")
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
@@ -84,6 +115,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
         raise ConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(names)}")
     values = {}
     for name, value in raw.items():
+        if cls is Config and name == "sections":
+            values[name] = value  # already parsed
+            continue
         values[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
     obj = cls(**values)
     if hasattr(obj, "check"):

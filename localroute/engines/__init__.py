@@ -1,0 +1,1 @@
+"""Engines: one protocol (base.Engine) for every way of running a model."""

@@ -1,0 +1,1 @@
+"""Model helpers shared by engines, routers and tests."""
