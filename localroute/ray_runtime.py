@@ -24,8 +24,14 @@ def init_ray(cfg: RayConfig, **kwargs) -> bool:
     if cfg.address:
         ray.init(address=cfg.address, log_to_driver=True, **kwargs)
         return True
+    from localroute.placement import local_node_labels
+
     ray.init(
+        # "local": never join another Ray this machine runs (/tmp/ray/ray_current_cluster)
+        address="local",
         num_cpus=cfg.num_cpus,
+        # the hardware label pools select on, so the embedded node places pools like a cluster
+        labels=local_node_labels(),
         include_dashboard=cfg.include_dashboard,
         _node_ip_address="127.0.0.1",
         configure_logging=True,

@@ -108,3 +108,32 @@ def split_of(examples: pa.Table, *splits: str, drop_contaminated: bool = False) 
 def to_batch(table: pa.Table) -> dict[str, np.ndarray]:
     """A table as a dict of numpy arrays (strings become object arrays)."""
     return {name: table[name].to_numpy(zero_copy_only=False) for name in table.column_names}
+
+
+def score_matrix(
+    data_dir: str | Path, source: str, examples: pa.Table
+) -> tuple[list[str], np.ndarray]:
+    """Every model's score on each example's (query, turn), NaN where it has none.
+
+    Routers that learn from all of a source's models (matrix factorisation) train on this.
+    """
+    outcomes = read_table(data_dir, "outcomes", [source]).select(
+        ["query_id", "turn", "model", "score"]
+    )
+    outcomes = outcomes.filter(pc.is_valid(outcomes["score"]))
+    models = sorted(set(outcomes["model"].to_pylist()))
+    row_of = {
+        (q, t): i
+        for i, (q, t) in enumerate(
+            zip(examples["query_id"].to_pylist(), examples["turn"].to_pylist(), strict=True)
+        )
+    }
+    col_of = {m: j for j, m in enumerate(models)}
+    matrix = np.full((examples.num_rows, len(models)), np.nan, np.float32)
+    for q, t, m, s in zip(
+        *(outcomes[c].to_pylist() for c in ("query_id", "turn", "model", "score")), strict=True
+    ):
+        i = row_of.get((q, t))
+        if i is not None:
+            matrix[i, col_of[m]] = s
+    return models, matrix

@@ -1,1 +1,3 @@
-"""The learned routers (embedding kNN/MLP/MF, BERT, binary decoder) register here."""
+"""Import the learned routers so they register (kept apart so baselines load without torch)."""
+
+from localroute.routers import embedding, encoder  # noqa: F401
