@@ -103,7 +103,9 @@ def fit_router(
     router.train_config = replace(
         rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path
     )
-    train = subsample(splits.train, train_size or rcfg.train.max_train_examples, seed)
+    # train.max_train_examples caps what Ray Train fine-tunes on; light routers see all of it
+    cap = rcfg.train.max_train_examples if hasattr(router, "build") else None
+    train = subsample(splits.train, train_size or cap, seed)
     started = time.perf_counter()
     fit_metrics = router.fit(train, splits.val) if router.trainable else {}
     router.info.update(
