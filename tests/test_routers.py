@@ -189,3 +189,19 @@ def test_empty_training_split_is_an_error(data_build, tmp_path):
         pq.write_table(table, tmp_path / kind / "routellm_gsm8k.parquet")
     with pytest.raises(DataError, match="has no training examples"):
         load_splits(tmp_path, "routellm_gsm8k", PAIR, RoutersConfig(), seed=0)
+
+
+@pytest.mark.parametrize("name", ["knn", "mlp"])
+def test_static_embedder_routers(name, splits, rcfg, tmp_path):
+    """The fast "static" embedder (MiniLM token vectors, no layers) trains, scores, round-trips."""
+    from localroute.routers.embed import embed_static
+
+    v = embed_static(["What is 2 + 2?", "a"])
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)
+    router = make_router(name, embedder="static")
+    router.fit(splits.train, splits.val)
+    p = router.score(splits.test)
+    router.save(tmp_path / name)
+    np.testing.assert_array_equal(load_router(tmp_path / name).score(splits.test), p)
+    with pytest.raises(ValueError, match="unknown embedder"):
+        make_router(name, embedder="nope").score(splits.test)

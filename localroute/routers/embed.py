@@ -1,5 +1,9 @@
 """Sentence embeddings for the embedding routers: all-MiniLM-L6-v2, loaded offline from PyPI.
 
+Two kinds: "minilm", the full 6-layer encoder; and "static", the mean of MiniLM's own input token
+vectors (no transformer layers), which scores a query in tens of microseconds on one core where
+the encoder needs milliseconds: the trade of speed against accuracy is measured in BENCHMARKS.md.
+
 One process-wide encoder with a cache by text, in memory and (unless LOCALROUTE_CACHE=off) on
 disk under $LOCALROUTE_CACHE or ~/.cache/localroute, so evaluations that fit several routers, and
 reruns, embed each query once.
@@ -72,8 +76,44 @@ def _encoder():
     return _model
 
 
-def embed(texts, batch_size: int = 64) -> np.ndarray:
+_static = None
+
+
+def _static_tables():
+    global _static
+    if _static is None:
+        from safetensors.numpy import load_file
+        from tokenizers import Tokenizer
+
+        path = Path(minilm_path())
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(256)
+        table = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"]
+        _static = (tokenizer, table.astype(np.float32))
+    return _static
+
+
+def embed_static(texts) -> np.ndarray:
+    """Unit-norm mean of MiniLM's input token vectors, without [CLS]/[SEP]; shape (n, 384)."""
+    tokenizer, table = _static_tables()
+    texts = [str(t) for t in texts]
+    if not texts:
+        return np.zeros((0, DIM), np.float32)
+    ids = [e.ids[1:-1] or e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+    lengths = np.array([len(i) for i in ids])
+    sums = np.add.reduceat(table[np.concatenate(ids)], np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
+    vectors = sums / lengths[:, None]
+    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return (vectors / norms).astype(np.float32)
+
+
+def embed(texts, batch_size: int = 64, kind: str = "minilm") -> np.ndarray:
     """Unit-norm float32 embeddings, shape (n, 384)."""
+    if kind == "static":
+        return embed_static(texts)
+    if kind != "minilm":
+        raise ValueError(f"unknown embedder {kind!r}: minilm or static")
     keys = [_key(str(t)) for t in texts]
     with _lock:
         _load_disk_cache()

@@ -8,8 +8,15 @@ import numpy as np
 
 from localroute.metrics import roc_auc
 from localroute.routers.base import Router, RouterError, register
-from localroute.routers.embed import embed
+from localroute.routers.embed import embed as _embed
 from localroute.routers.examples import Batch
+
+
+class _Embedded(Router):
+    """Embeds text with the router's `embedder` parameter: "minilm" (default) or "static"."""
+
+    def embed(self, texts) -> np.ndarray:
+        return _embed(texts, kind=str(self.params.get("embedder", "minilm")))
 
 
 def _labels(train: Batch) -> np.ndarray:
@@ -20,25 +27,25 @@ def _labels(train: Batch) -> np.ndarray:
 
 
 @register("knn")
-class KnnRouter(Router):
+class KnnRouter(_Embedded):
     """p = the similarity-weighted share of the k nearest training queries that needed the cloud."""
 
     K_GRID = (10, 25, 50, 100, 200)
 
     def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
         self.y = _labels(train)
-        self.x = embed(train["text"])
+        self.x = self.embed(train["text"])
         self.k = int(self.params.get("k", 25))
         if "k" in self.params or val is None or len(set(np.asarray(val["label"]).tolist())) < 2:
             return {}
         # no k given: take the one with the best validation AUC
-        sims = embed(val["text"]) @ self.x.T
+        sims = self.embed(val["text"]) @ self.x.T
         aucs = {k: roc_auc(val["label"], self._vote(sims, k)) for k in self.K_GRID}
         self.k = max(aucs, key=aucs.get)
         return {"k": float(self.k), "val_auc": float(aucs[self.k])}
 
     def score(self, batch: Batch) -> np.ndarray:
-        return self._vote(embed(batch["text"]) @ self.x.T, self.k)
+        return self._vote(self.embed(batch["text"]) @ self.x.T, self.k)
 
     def _vote(self, sims: np.ndarray, k: int) -> np.ndarray:
         k = min(k, len(self.y))
@@ -54,7 +61,7 @@ class KnnRouter(Router):
         self.x, self.y, self.k = state["x"], state["y"], int(state["k"])
 
 
-class _TorchHead(Router):
+class _TorchHead(_Embedded):
     """Shared fitting for the small torch heads on embeddings: full-batch Adam, early stopping."""
 
     def _module(self):
@@ -135,8 +142,8 @@ class MlpRouter(_TorchHead):
         import torch
 
         y = torch.as_tensor(_labels(train))
-        x = torch.as_tensor(embed(train["text"]))
-        x_val = embed(val["text"]) if val is not None and len(val["text"]) else None
+        x = torch.as_tensor(self.embed(train["text"]))
+        x_val = self.embed(val["text"]) if val is not None and len(val["text"]) else None
         y_val = np.asarray(val["label"]) if x_val is not None else None
         pos = float(y.mean())
         weight = torch.tensor((1 - pos) / max(pos, 1e-3))  # balance the classes
@@ -144,7 +151,7 @@ class MlpRouter(_TorchHead):
         return self._fit_module(x, y, x_val, y_val, lambda xb, yb: bce(self._logits(xb), yb))
 
     def score(self, batch: Batch) -> np.ndarray:
-        return self._predict(embed(batch["text"]))
+        return self._predict(self.embed(batch["text"]))
 
 
 @register("mf")
@@ -200,7 +207,7 @@ class MatrixFactorisationRouter(_TorchHead):
             scores = np.stack([train["q_local"], train["q_cloud"]], 1).astype(np.float32)
         if "models" not in self.info or scores.shape[1] != len(self.info["models"]):
             raise RouterError("mf: info['models'] must name the columns of all_scores")
-        x = torch.as_tensor(embed(train["text"]))
+        x = torch.as_tensor(self.embed(train["text"]))
         # every ordered model pair (a, b) where a scored strictly higher than b on a query
         rows, a_idx, b_idx = [], [], []
         m = scores.shape[1]
@@ -223,9 +230,9 @@ class MatrixFactorisationRouter(_TorchHead):
             logits = self.module(xb[rows], a_t, b_t)
             return bce(logits, torch.ones_like(logits))
 
-        x_val = embed(val["text"]) if val is not None and len(val["text"]) else None
+        x_val = self.embed(val["text"]) if val is not None and len(val["text"]) else None
         y_val = np.asarray(val["label"]) if x_val is not None else None
         return self._fit_module(x, None, x_val, y_val, loss)
 
     def score(self, batch: Batch) -> np.ndarray:
-        return self._predict(embed(batch["text"]))
+        return self._predict(self.embed(batch["text"]))
