@@ -20,6 +20,15 @@ class GenerationRequest:
     seed: int | None = None
 
 
+@dataclass(frozen=True)
+class TokenSpan:
+    """Tokens one request processed between two `time.perf_counter()` instants."""
+
+    start: float
+    end: float
+    tokens: int
+
+
 @dataclass
 class Generation:
     text: str
@@ -30,6 +39,8 @@ class Generation:
     latency_s: float | None = None  # end to end
     error: str | None = None  # set instead of raising, so one bad query never stops a batch
     extra: dict = field(default_factory=dict)
+    # When this request's prefill and decode ran; empty when the engine cannot see it (remote).
+    spans: list[TokenSpan] = field(default_factory=list)
 
 
 @runtime_checkable

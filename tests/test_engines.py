@@ -1,0 +1,150 @@
+"""Engines on a real (random-weight) Qwen2: transformers directly, and the OpenAI client against a
+real OpenAI-compatible HTTP server on loopback that streams the same model's tokens."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from localroute.engines import Engine, GenerationRequest, make_engine
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _req(text: str, max_tokens: int = 6, **kw) -> GenerationRequest:
+    return GenerationRequest([{"role": "user", "content": text}], max_tokens=max_tokens, **kw)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from localroute.models.tiny import build_tiny_decoder
+
+    return str(build_tiny_decoder(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def hf(tiny):
+    engine = make_engine("transformers", tiny, device="cpu")
+    yield engine
+    engine.close()
+
+
+def test_transformers_batch_is_timed_per_request(hf):
+    assert isinstance(hf, Engine)
+    prompts = ["hi", "what is two plus two, in words please?", "x " * 40]
+    gens = hf.generate([_req(p) for p in prompts])
+    for prompt, g in zip(prompts, gens, strict=True):
+        assert g.error is None
+        # The chat template is applied: the prompt's token count includes its markup.
+        templated = hf.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+        assert g.tokens_in == len(hf.tokenizer(templated, add_special_tokens=False)["input_ids"])
+        assert 1 <= g.tokens_out <= 6
+        assert 0 < g.ttft_s <= g.latency_s
+        assert g.tpot_s is None or g.tpot_s > 0
+        assert sum(s.tokens for s in g.spans) == g.tokens_in + g.tokens_out
+    assert gens[0].tokens_in < gens[1].tokens_in < gens[2].tokens_in
+    # Greedy decoding is deterministic; batching does not change an answer.
+    assert hf.generate([_req(prompts[1])])[0].text == gens[1].text
+
+
+def test_transformers_stream_matches_generate(hf):
+    request = _req("tell me a story", max_tokens=8)
+    assert "".join(hf.stream(request)) == hf.generate([request])[0].text
+
+
+def test_sampling_is_seeded(hf):
+    a = hf.generate([_req("seeded", max_tokens=8, temperature=1.0, seed=7)])[0].text
+    b = hf.generate([_req("seeded", max_tokens=8, temperature=1.0, seed=7)])[0].text
+    assert a == b
+
+
+def test_prompt_past_the_context_is_an_error_not_a_crash(hf):
+    limit = hf.lm.config.max_position_embeddings
+    gens = hf.generate([_req("fine"), _req("word " * limit)])
+    assert gens[0].error is None and gens[0].tokens_out >= 1
+    assert "exceeds the context window" in gens[1].error and gens[1].latency_s is None
+
+
+class _ChatServer(BaseHTTPRequestHandler):
+    """A minimal OpenAI-compatible /v1/chat/completions over the tiny model, streamed (SSE)."""
+
+    engine = None
+    key = None
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        if self.headers.get("Authorization") != f"Bearer {self.key}":
+            self.send_response(401)
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "bad key"}}')
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        request = GenerationRequest(body["messages"], max_tokens=body["max_tokens"])
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        tok = self.engine.tokenizer
+        text = ""
+        for delta in self.engine.stream(request):
+            text += delta
+            self._send({"choices": [{"index": 0, "delta": {"content": delta}}]})
+        prompt = tok.apply_chat_template(
+            body["messages"], tokenize=False, add_generation_prompt=True
+        )
+        n_in = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        n_out = len(tok(text, add_special_tokens=False)["input_ids"])
+        usage = {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out}
+        self._send({"choices": [], "usage": usage})
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _send(self, chunk: dict) -> None:
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m", **chunk}
+        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.flush()
+
+
+@pytest.fixture(scope="module")
+def server(hf):
+    handler = type("Handler", (_ChatServer,), {"engine": hf, "key": "sekrit"})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.shutdown()
+    thread.join()
+
+
+def test_openai_engine_streams_and_times(server, hf, monkeypatch):
+    monkeypatch.setenv("LR_TEST_KEY", "sekrit")
+    engine = make_engine("openai", "tiny", base_url=server, api_key_env="LR_TEST_KEY")
+    requests = [_req("hello there", max_tokens=5), _req("and again", max_tokens=5)]
+    gens = engine.generate(requests)
+    for request, g in zip(requests, gens, strict=True):
+        local = hf.generate([request])[0]
+        assert g.error is None
+        assert (g.text, g.tokens_in) == (local.text, local.tokens_in)
+        assert g.tokens_out > 0
+        assert 0 < g.ttft_s < g.latency_s
+        assert g.spans == []  # a remote endpoint's work is not observable here
+    assert "".join(engine.stream(requests[0])) == gens[0].text
+    engine.close()
+
+
+def test_openai_engine_reads_the_key_from_the_named_variable(server, monkeypatch):
+    monkeypatch.setenv("LR_TEST_KEY", "wrong")
+    engine = make_engine("openai", "tiny", base_url=server, api_key_env="LR_TEST_KEY")
+    (g,) = engine.generate([_req("hello")])
+    assert g.error and "401" in g.error and g.latency_s is None
+    engine.close()
+
+
+def test_unknown_engine_is_named():
+    with pytest.raises(ValueError, match="unknown engine 'nope'"):
+        make_engine("nope", "m")

@@ -1,0 +1,128 @@
+"""The profiling job on the session's local Ray: real queries, the tiny random-weight model,
+measured rows, resumability, error rows, and the demo stage the cost model reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from localroute.config import load_config
+from localroute.data.build import read_table
+from localroute.data.paths import SHIPPED_DIR
+from localroute.data.schema import QUERY_SCHEMA
+from localroute.errors import ConfigError
+from pipelines.profile import PoolConfig, ProfileConfig, read_profile_outcomes, run_profile
+
+pytestmark = pytest.mark.timeout(300)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _sample_build(root: Path) -> Path:
+    """A data build of real queries (GSM8K, MMLU, a two-turn MT-Bench, an MBPP task) plus one
+    whose prompt cannot fit the tiny model's context window."""
+    q = read_table(SHIPPED_DIR, "queries", ["routellm_gsm8k", "routellm_mmlu", "mtbench"])
+    code = read_table(SHIPPED_DIR, "queries", ["llmrouter"])
+    parts = [
+        q.filter(pc.equal(q["source"], s)).slice(0, 3) for s in ("routellm_gsm8k", "routellm_mmlu")
+    ]
+    parts.append(q.filter(pc.equal(q["source"], "mtbench")).slice(0, 1))
+    parts.append(code.filter(pc.equal(code["grading"], "code")).slice(0, 1))
+    long = parts[0].slice(0, 1).to_pylist()[0]
+    long |= {"query_id": "too-long", "turns": [{"role": "user", "content": "word " * 3000}]}
+    parts.append(pa.Table.from_pylist([long], schema=QUERY_SCHEMA))
+    (root / "queries").mkdir(parents=True)
+    pq.write_table(pa.concat_tables(parts), root / "queries" / "sample.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from localroute.models.tiny import build_tiny_decoder
+
+    return str(build_tiny_decoder(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+def _config(tiny: str) -> ProfileConfig:
+    pool = PoolConfig(
+        name="cpu", model=tiny, model_name="tiny", engine_options={"device": "cpu"},
+        batch_size=4, tdp_w=65.0,
+    )  # fmt: skip
+    return ProfileConfig(split=None, max_tokens=8, pools=[pool], run_id="t1")
+
+
+def _keys(table: pa.Table) -> list[tuple]:
+    cols = ("query_id", "turn", "model", "hardware")
+    return sorted(zip(*(table[c].to_pylist() for c in cols), strict=True))
+
+
+def test_profile_rows_resume_and_errors(ray_cluster, tmp_path, tiny):
+    data, out = _sample_build(tmp_path / "data"), tmp_path / "profile"
+    summary = run_profile(_config(tiny), data, out, seed=1, log=lambda *_: None)
+    table = read_profile_outcomes(out)
+    # 3 GSM8K + 3 MMLU + 2 MT-Bench turns + 1 MBPP + the failing one.
+    assert summary["rows"] == {"cpu": 10} and table.num_rows == 10 and summary["errors"] == 1
+    rows = {(r["query_id"], r["turn"]): r for r in table.to_pylist()}
+    failed = rows[("too-long", 1)]
+    assert "context window" in failed["error"] and failed["latency_s"] is None
+    assert failed["energy_j"] is None
+    for key, r in rows.items():
+        assert r["provenance"] == "measured" and r["run_id"] == "t1" and r["hardware"] == "cpu"
+        if key[0] == "too-long":
+            continue
+        assert r["error"] is None and r["latency_provenance"] == "measured"
+        assert 0 < r["ttft_s"] <= r["latency_s"] and r["tokens_in"] > 0 and r["tokens_out"] >= 1
+        assert r["energy_provenance"] == "estimated" and r["energy_scope"].startswith("cpu")
+        assert r["energy_j"] is None or r["energy_j"] > 0
+    mtbench = [k for k in rows if k[0].startswith("mtbench")]
+    assert sorted(t for _, t in mtbench) == [1, 2]
+    assert rows[mtbench[0]]["score"] is None  # judge-graded, no judge configured: null, not 0
+    assert all(rows[k]["correct"] is not None for k in rows if k[0].startswith("routellm"))
+    code = next(r for k, r in rows.items() if k[0].startswith("llmrouter"))
+    assert code["score"] == 0.0 and code["correct"] is False  # noise does not pass MBPP asserts
+    # The layout the cost model reads: <out>/outcomes/*.parquet with OUTCOME_SCHEMA.
+    assert _keys(read_table(out, "outcomes")) == _keys(table)
+
+    # A rerun skips every key already written.
+    again = run_profile(_config(tiny), data, out, seed=1, log=lambda *_: None)
+    assert again["rows"] == {"cpu": 0} and _keys(read_profile_outcomes(out)) == _keys(table)
+
+    # Lose one batch's file: only its rows run again, nothing is duplicated.
+    files = sorted((out / "outcomes").glob("*.parquet"))
+    lost = pq.read_table(files[0]).num_rows
+    files[0].unlink()
+    third = run_profile(_config(tiny), data, out, seed=1, log=lambda *_: None)
+    assert third["rows"] == {"cpu": lost}
+    assert _keys(read_profile_outcomes(out)) == _keys(table)
+
+
+def test_demo_stage_writes_what_the_cost_model_reads(ray_cluster, tmp_path):
+    from pipelines.profile import demo_stage
+
+    (tmp_path / "data").symlink_to(SHIPPED_DIR, target_is_directory=True)
+    cfg = load_config(REPO / "configs" / "local.yaml")
+    result = demo_stage(cfg, tmp_path)
+    json.dumps(result)  # a plain summary
+    table = read_table(tmp_path / "profile", "outcomes")
+    assert result["rows"] == table.num_rows == 24
+    assert set(table["source"].to_pylist()) == {"routellm_gsm8k", "routellm_mmlu"}
+    assert result["median_latency_s"] > 0 and result["energy_provenance"] == ["estimated"]
+    assert pc.all(pc.equal(table["provenance"], "measured")).as_py()
+    assert (tmp_path / "profile" / "models" / "tiny" / "config.json").is_file()
+
+
+def test_profile_configs_validate(tmp_path):
+    cfg = load_config(REPO / "configs" / "profile-cluster.yaml")
+    kinds = {p.name: p.placement.resolved_kind for p in cfg.profile.pools}
+    assert len(kinds) >= 3 and "cpu" in kinds.values()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile:\n  pools:\n    - {name: g, placement: {num_gpus: 1}}\n")
+    with pytest.raises(ConfigError, match="profile.pools\\[0\\].placement.num_gpus"):
+        load_config(bad)
+    bad.write_text("profile:\n  pools:\n    - {name: g, engine: nope}\n")
+    with pytest.raises(ConfigError, match="profile.pools\\[0\\].engine"):
+        load_config(bad)
