@@ -1,0 +1,177 @@
+"""`build_app(config)`: the Serve application (router ingress + local and cloud deployments).
+
+Also the two ways to run it:
+
+* :func:`start` / :func:`stop`: Serve on an already-started Ray (HTTP on the configured host,
+  loopback by default), used by `localroute serve`, the demo, the tests and the benchmark;
+* :func:`app_builder`: the application builder named in `configs/serve.yaml`, for
+  `serve run configs/serve.yaml` and a KubeRay RayService (`args: {config: <localroute YAML>}`).
+
+Everything that can be wrong with a config fails here, in the driver, with one ConfigError
+(unknown router, missing artifact, no API key, unreadable links file), not later in a replica.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from localroute.errors import ConfigError
+from serve.config import ServeConfig
+
+
+def _resolve(path: str, base_dir: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else (base_dir / p).resolve()
+
+
+def api_key_hashes(cfg: ServeConfig, environ: dict[str, str] | None = None) -> list[str]:
+    """SHA-256 digests of every configured API key (the keys themselves go no further)."""
+    from serve.ingress import hash_key
+
+    env = os.environ if environ is None else environ
+    keys = [k for k in cfg.auth.api_keys if k]
+    keys += [k.strip() for k in env.get(cfg.auth.api_keys_env, "").split(",") if k.strip()]
+    if cfg.auth.required and not keys:
+        raise ConfigError(
+            f"serve.auth: no API key configured; set {cfg.auth.api_keys_env}=KEY[,KEY...] or "
+            "serve.auth.api_keys, or serve.auth.required: false to serve without keys"
+        )
+    return sorted({hash_key(k) for k in keys})
+
+
+def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None = None) -> dict:
+    """The router to load in the ingress, checked here: an artifact directory or a name."""
+    from localroute.routers.base import RouterError, get_router_class
+
+    if artifact is not None or cfg.router.artifact:
+        path = _resolve(str(artifact or cfg.router.artifact), base_dir)
+        if not (path / "router.json").is_file():
+            raise ConfigError(f"serve.router.artifact: {path} is not a router artifact")
+        return {"artifact": str(path)}
+    try:
+        cls = get_router_class(cfg.router.name or "")
+    except RouterError as exc:
+        raise ConfigError(f"serve.router.name: {exc}") from None
+    if cls.trainable:
+        raise ConfigError(
+            f"serve.router.name: {cfg.router.name!r} must be trained; give serve.router.artifact"
+        )
+    return {"name": cfg.router.name, "params": dict(cfg.router.params)}
+
+
+def latency_prior(cfg: ServeConfig, base_dir: Path):
+    from localroute.cost import load_latency_model
+
+    spec = cfg.latency
+    path = _resolve(spec.links_file, base_dir)
+    try:
+        return load_latency_model(path, spec.preset, spec.workload, spec.link)
+    except ConfigError as exc:
+        raise ConfigError(f"serve.latency: {exc}") from None
+
+
+def local_model_path(cfg: ServeConfig, base_dir: Path) -> str:
+    if cfg.local.model == "tiny":
+        from localroute.models.tiny import build_tiny_decoder
+
+        return str(build_tiny_decoder(_resolve(cfg.local.tiny_dir, base_dir)))
+    path = _resolve(cfg.local.model, base_dir)
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"serve.local.model: {path} is not a model directory (no config.json)")
+    return str(path)
+
+
+def build_app(
+    cfg: ServeConfig,
+    *,
+    base_dir: str | Path | None = None,
+    router_artifact: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+):
+    """The Serve application for `cfg`; relative paths resolve against `base_dir` (cwd)."""
+    from serve.cloud_model import CloudModel, Secret
+    from serve.ingress import RouterIngress
+    from serve.local_model import LocalModel
+
+    base = Path(base_dir or Path.cwd()).resolve()
+    env = os.environ if environ is None else environ
+    bp = cfg.backpressure
+    keys = api_key_hashes(cfg, env)
+    source = router_source(cfg, base, router_artifact)
+    prior = latency_prior(cfg, base)
+
+    local_opts = cfg.local.deployment.options(bp)
+    if cfg.local.engine == "vllm":
+        from serve.vllm_model import build_vllm_local
+
+        try:
+            local = build_vllm_local(cfg.local, local_opts)
+        except ImportError as exc:
+            raise ConfigError(
+                f"serve.local.engine: vllm needs vLLM installed (extra .[gpu], GPU nodes): {exc}"
+            ) from None
+    else:
+        local = LocalModel.options(**local_opts).bind(cfg.local, local_model_path(cfg, base))
+
+    cloud_key = env.get(cfg.cloud.api_key_env)
+    cloud = CloudModel.options(**cfg.cloud.deployment.options(bp)).bind(
+        cfg.cloud, Secret(cloud_key) if cloud_key else None
+    )
+    names = {"local": cfg.local.model_name, "cloud": cfg.cloud.model}
+    return RouterIngress.options(**cfg.ingress.options(bp)).bind(
+        cfg, local, cloud, keys, source, prior, names
+    )
+
+
+def app_builder(args: dict[str, Any]):
+    """Serve application builder: `args.config` is a localroute YAML with a `serve:` section."""
+    from localroute.config import load_config
+
+    path = Path(args.get("config", "configs/local.yaml"))
+    cfg = load_config(path).serve
+    return build_app(cfg, base_dir=args.get("base_dir") or Path.cwd())
+
+
+def start(
+    cfg: ServeConfig,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    base_dir: str | Path | None = None,
+    router_artifact: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    access_log: bool | None = None,
+) -> str:
+    """Deploy on the connected Ray and return the base URL (`http://host:port`)."""
+    from ray import serve
+
+    app = build_app(cfg, base_dir=base_dir, router_artifact=router_artifact, environ=environ)
+    host = host or cfg.host
+    port = cfg.port if port is None else port
+    if port == 0:
+        from serve.echo import free_port
+
+        port = free_port(host)
+    log_access = cfg.access_log if access_log is None else access_log
+    logging_config = {"enable_access_log": log_access, "log_level": "WARNING"}
+    serve.start(
+        http_options={"host": host, "port": port},
+        logging_config=logging_config,
+    )
+    serve.run(
+        app,
+        name=cfg.app_name,
+        route_prefix=cfg.route_prefix,
+        logging_config=logging_config,
+        blocking=False,
+    )
+    return f"http://{host}:{port}"
+
+
+def stop() -> None:
+    """Shut Serve down (every application and the proxies); the Ray instance stays up."""
+    from ray import serve
+
+    serve.shutdown()

@@ -1,0 +1,389 @@
+"""The per-request decision: router p, live latency estimates, seed 001's fusion, the switch cost.
+
+Pure Python and numpy (no Ray), so it is unit-tested on its own and reused by the ingress:
+
+* :func:`resolve_model` reads the OpenAI `model` field: `localroute` (the configured router and
+  theta) or RouteLLM's `router-<name>-<theta>`, with an optional `-alpha<value>` suffix;
+* :class:`LiveEstimates` keeps EWMAs of the RTT and bandwidth to the cloud deployment and of
+  the local engine's seconds per token, and turns them into a `localroute.cost.LatencyModel`;
+* :class:`SessionStore` remembers, per conversation, which side answered last and how much
+  context each side already holds (keyed by a session header, else by a hash of the prefix);
+* :func:`decide_one` applies eqs. 6-7 (with the re-prefill of eq. 1 on a switch) and 11-12.
+
+Token counts are whitespace words, as in seed 001 and in the examples routers are trained on
+(:func:`localroute.routers.examples.conversation_text`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from localroute.cost import LatencyModel
+from localroute.routers.examples import conversation_text
+from serve.protocol import APIError
+
+DEFAULT_MODEL = "localroute"
+UNTRAINED = ("random", "always-local", "always-cloud")  # usable by name without an artifact
+
+_MODEL_RE = re.compile(
+    r"^router-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*?)-(?P<theta>(?:0|1)(?:\.\d+)?|\.\d+)"
+    r"(?:-alpha(?P<alpha>\d+(?:\.\d+)?(?:[eE]-?\d+)?))?$"
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the `model` field asks for: which router, and theta/alpha overrides (None: config)."""
+
+    router: str
+    theta: float | None = None
+    alpha: float | None = None
+
+
+def resolve_model(model: str, served: str) -> Route:
+    """`localroute` or `router-<name>-<theta>[-alpha<a>]`; anything else is a 404."""
+    if model == DEFAULT_MODEL:
+        return Route(served)
+    m = _MODEL_RE.match(model)
+    if m:
+        name, theta = m["name"], float(m["theta"])
+        if name == served or name in UNTRAINED:
+            if not 0.0 <= theta <= 1.0:
+                raise APIError(400, f"theta in {model!r} must be in [0, 1]", param="model")
+            alpha = float(m["alpha"]) if m["alpha"] is not None else None
+            return Route(name, theta, alpha)
+    raise APIError(
+        404,
+        f"The model {model!r} does not exist; use {DEFAULT_MODEL!r} or "
+        f"'router-{served}-<theta>' (theta in [0, 1])",
+        type="invalid_request_error",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the router and the cost model read from a request."""
+
+    text: str
+    prompt_words: int
+    context_words: int
+    n_user_turns: int
+
+
+def features(messages: list[dict[str, str]]) -> Features:
+    n_user = sum(1 for m in messages if m["role"] == "user")
+    text, prompt, context = conversation_text(messages, n_user)
+    return Features(text, prompt, context, n_user)
+
+
+def router_batch(f: Features, task: str) -> dict[str, np.ndarray]:
+    return {
+        "text": np.array([f.text], dtype=object),
+        "task": np.array([task], dtype=object),
+        "prompt_words": np.array([f.prompt_words], dtype=np.int64),
+        "context_words": np.array([f.context_words], dtype=np.int64),
+        "turn": np.array([f.n_user_turns], dtype=np.int64),
+    }
+
+
+# --------------------------------------------------------------------------- scalar cost model
+
+
+class Params(NamedTuple):
+    """A LatencyModel's numbers as plain floats, for the per-request scalar path."""
+
+    local_prefill: float
+    local_decode: float
+    local_response: float
+    cloud_prefill: float
+    cloud_decode: float
+    cloud_response: float
+    upload_tokens_s: float
+    download_tokens_s: float
+    overhead_s: float
+    router_s_per_token: float
+
+
+def params_of(model: LatencyModel) -> Params:
+    return Params(
+        model.local.prefill,
+        model.local.decode,
+        float(model.local.mean_response_tokens),
+        model.cloud.prefill,
+        model.cloud.decode,
+        float(model.cloud.mean_response_tokens),
+        model.link.upload_tokens_s,
+        model.link.bandwidth_tokens_s,
+        model.link.overhead_s,
+        model.router_s_per_token,
+    )
+
+
+def side_totals(
+    q: Params, prompt: float, context: float, switch_local: bool, switch_cloud: bool
+) -> tuple[float, float]:
+    """Eqs. 6 and 7 for one request, in floats: `LatencyModel.t_local/t_cloud` without numpy
+    (the vectorised forms cost ~0.4 ms per call; tests hold the two equal)."""
+    router = q.router_s_per_token * (context + prompt)
+    t_local = (
+        q.local_prefill * ((context if switch_local else 0.0) + prompt)
+        + router
+        + q.local_decode * q.local_response
+    )
+    t_cloud = (
+        q.cloud_prefill * ((context if switch_cloud else 0.0) + prompt)
+        + (context + prompt) / q.upload_tokens_s
+        + q.overhead_s
+        + q.cloud_response / q.download_tokens_s
+        + router
+        + q.cloud_decode * q.cloud_response
+    )
+    return t_local, t_cloud
+
+
+# --------------------------------------------------------------------------- live estimates
+
+
+class Ewma:
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+        self.value: float | None = None
+        self.n = 0
+
+    def update(self, x: float) -> None:
+        if not math.isfinite(x) or x <= 0:
+            return
+        self.value = x if self.value is None else self.weight * x + (1 - self.weight) * self.value
+        self.n += 1
+
+
+class LiveEstimates:
+    """EWMAs of what the cost model needs, fed by measurements of real traffic and probes."""
+
+    def __init__(self, weight: float, min_transfer_bytes: int = 2048) -> None:
+        self.rtt_s = Ewma(weight)  # to the cloud API, from probes: the link's delta
+        self.cloud_bytes_s = Ewma(weight)  # response body bytes / transfer time: the link's B
+        self.local_decode_s = Ewma(weight)  # local seconds per generated token: gamma_s
+        self.local_prefill_s = Ewma(weight)  # local seconds per prompt token
+        self.min_transfer_bytes = min_transfer_bytes
+        self.last_probe = 0.0
+        self._lock = threading.Lock()
+        self._version = 0  # bumped by every observation; params() recomputes only then
+        self._cached: tuple[int, int, Params] | None = None
+
+    def observe_rtt(self, seconds: float) -> None:
+        with self._lock:
+            self.rtt_s.update(seconds)
+            self._version += 1
+
+    def observe_transfer(self, n_bytes: int, seconds: float) -> None:
+        if n_bytes >= self.min_transfer_bytes and seconds > 0:
+            with self._lock:
+                self.cloud_bytes_s.update(n_bytes / seconds)
+                self._version += 1
+
+    def observe_local(
+        self,
+        tokens_in: int | None,
+        ttft_s: float | None,
+        tokens_out: int | None,
+        decode_s: float | None,
+    ) -> None:
+        with self._lock:
+            if tokens_in and ttft_s:
+                self.local_prefill_s.update(ttft_s / tokens_in)
+            if tokens_out and tokens_out > 1 and decode_s:
+                self.local_decode_s.update(decode_s / (tokens_out - 1))
+            self._version += 1
+
+    def snapshot(self) -> dict[str, float | None]:
+        return {
+            "rtt_s": self.rtt_s.value,
+            "cloud_bytes_s": self.cloud_bytes_s.value,
+            "local_decode_s_per_token": self.local_decode_s.value,
+            "local_prefill_s_per_token": self.local_prefill_s.value,
+        }
+
+    def params(self, prior: LatencyModel) -> Params:
+        """`params_of(self.model(prior))`, recomputed only after a new observation."""
+        cached = self._cached
+        if cached is not None and cached[0] == self._version and cached[1] == id(prior):
+            return cached[2]
+        version = self._version
+        params = params_of(self.model(prior))
+        self._cached = (version, id(prior), params)
+        return params
+
+    def model(self, prior: LatencyModel) -> LatencyModel:
+        """The prior with every measured parameter swapped in (unmeasured ones stay the prior's).
+
+        Bandwidth is measured on the download; where the prior link is asymmetric the uplink
+        keeps the prior's up/down ratio.
+        """
+        link, local = prior.link, prior.local
+        if self.rtt_s.value is not None:
+            link = dataclasses.replace(link, overhead_s=self.rtt_s.value, rtt_s=self.rtt_s.value)
+        if self.cloud_bytes_s.value is not None:
+            bpt = link.bytes_per_token or 4.0
+            down = self.cloud_bytes_s.value / bpt
+            up = None
+            if link.uplink_tokens_s is not None:
+                up = down * link.uplink_tokens_s / link.bandwidth_tokens_s
+            link = dataclasses.replace(link, bandwidth_tokens_s=down, uplink_tokens_s=up)
+        if self.local_decode_s.value is not None:
+            local = dataclasses.replace(
+                local,
+                decode_s_per_token=self.local_decode_s.value,
+                prefill_s_per_token=self.local_prefill_s.value or local.prefill,
+            )
+        if link is prior.link and local is prior.local:
+            return prior
+        return dataclasses.replace(prior, link=link, local=local)
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def prefix_key(messages: list[dict[str, str]]) -> str:
+    """Key of a conversation as it stood before its last user message."""
+    return "h:" + _digest([[m["role"], m["content"].strip()] for m in messages[:-1]])
+
+
+def continuation_key(messages: list[dict[str, str]], reply: str) -> str:
+    """The key the next turn will look up: this turn's messages plus the reply, as sent back."""
+    convo = [[m["role"], m["content"].strip()] for m in messages]
+    return "h:" + _digest([*convo, ["assistant", reply.strip()]])
+
+
+def session_key(session_id: str) -> str:
+    return "s:" + _digest(session_id)
+
+
+@dataclass
+class SessionState:
+    side: str  # "local" | "cloud": who answered the last turn
+    context_words: int  # C_t after that turn (prompt + reply included)
+    updated: float
+
+
+class SessionStore:
+    """A bounded LRU of conversations with a TTL; thread-safe (the ingress is async, but the
+    router scores in threads)."""
+
+    def __init__(self, max_sessions: int = 100_000, ttl_s: float = 3600.0) -> None:
+        self.max_sessions = max_sessions
+        self.ttl_s = ttl_s
+        self._d: OrderedDict[str, SessionState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> SessionState | None:
+        with self._lock:
+            st = self._d.get(key)
+            if st is None:
+                return None
+            if time.monotonic() - st.updated > self.ttl_s:
+                del self._d[key]
+                return None
+            self._d.move_to_end(key)
+            return st
+
+    def put(self, key: str, side: str, context_words: int) -> None:
+        with self._lock:
+            self._d[key] = SessionState(side, context_words, time.monotonic())
+            self._d.move_to_end(key)
+            while len(self._d) > self.max_sessions:
+                self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+# --------------------------------------------------------------------------- the decision
+
+
+@dataclass
+class Decision:
+    side: str  # "local" | "cloud": the side the fusion chose
+    p: float
+    fused: float
+    theta: float
+    alpha: float
+    t_local: float
+    t_cloud: float
+    prev_side: str | None
+    reason: str
+    prompt_words: int = 0
+    context_words: int = 0
+
+    @property
+    def switch(self) -> bool:
+        return self.prev_side is not None and self.prev_side != self.side
+
+
+def decide_one(
+    p: float,
+    theta: float,
+    alpha: float,
+    prompt_words: int,
+    context_words: int,
+    prev_side: str | None,
+    model: LatencyModel | Params,
+) -> Decision:
+    """Eqs. 6-7 with the switch cost of eq. 1, then eqs. 11-12, for one request.
+
+    Going local after a cloud turn re-prefills the context locally (and vice versa): the side
+    that did not answer the last turn holds none of its KV cache. Same rule as
+    `localroute.cost.fused_score` / `decide`: local iff p~ <= theta; a NaN p~ goes to the cloud.
+    """
+    q = model if isinstance(model, Params) else params_of(model)
+    tl, tc = side_totals(q, prompt_words, context_words, prev_side == "cloud", prev_side == "local")
+    fused = p - alpha * (tc - tl)
+    side = "local" if fused <= theta else "cloud"  # NaN compares False: cloud
+    if math.isnan(fused):
+        reason = "fused score unknown (NaN): cloud keeps quality"
+    else:
+        op = "<=" if side == "local" else ">"
+        reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s)"
+    if prev_side is not None:
+        if prev_side != side:
+            reason += f"; switch from {prev_side}: re-prefill {context_words} context words"
+        else:
+            reason += f"; stays on {side}"
+    return Decision(
+        side=side,
+        p=float(p),
+        fused=float(fused),
+        theta=float(theta),
+        alpha=float(alpha),
+        t_local=tl,
+        t_cloud=tc,
+        prev_side=prev_side,
+        reason=reason,
+        prompt_words=prompt_words,
+        context_words=context_words,
+    )
+
+
+def header_float(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.6g}"

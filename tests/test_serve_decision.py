@@ -1,0 +1,294 @@
+"""The serving decision without Ray: model names, request validation, live estimates, sessions,
+the fusion with the switch cost, the config section, and the cloud forwarder's fault handling
+against real loopback servers (echo, failing, hanging)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from localroute.config import load_config
+from localroute.cost import load_latency_model
+from localroute.errors import ConfigError
+from serve.config import CloudModelConfig, ServeConfig
+from serve.decision import (
+    LiveEstimates,
+    Route,
+    SessionStore,
+    continuation_key,
+    decide_one,
+    features,
+    params_of,
+    prefix_key,
+    resolve_model,
+    side_totals,
+)
+from serve.protocol import APIError, parse_chat_request
+
+pytestmark = pytest.mark.timeout(60)
+
+REPO = Path(__file__).resolve().parents[1]
+LINKS = REPO / "configs" / "links.yaml"
+
+
+@pytest.fixture(scope="module")
+def prior():
+    return load_latency_model(LINKS, "paper-table1", "gsm8k")
+
+
+def test_model_names_follow_routellm() -> None:
+    assert resolve_model("localroute", "mlp") == Route("mlp")
+    assert resolve_model("router-mlp-0.42", "mlp") == Route("mlp", 0.42)
+    assert resolve_model("router-task-prior-0.3", "task-prior") == Route("task-prior", 0.3)
+    assert resolve_model("router-mlp-0.4-alpha0.1", "mlp") == Route("mlp", 0.4, 0.1)
+    assert resolve_model("router-always-local-1", "mlp") == Route("always-local", 1.0)
+    with pytest.raises(APIError) as err:
+        resolve_model("router-mlp-1.5", "mlp")
+    assert err.value.status == 400  # a RouteLLM-style name with a threshold outside [0, 1]
+    for bad in ("gpt-4", "router-knn-0.5", "router-mlp", "router--0.5", "mlp"):
+        with pytest.raises(APIError) as err:
+            resolve_model(bad, "mlp")
+        assert err.value.status == 404 and err.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"messages": [{"role": "user", "content": "x"}]}', "'model'"),
+        (b'{"model": "localroute"}', "'messages' is required"),
+        (b'{"model": "localroute", "messages": []}', "non-empty"),
+        (b'{"model": "localroute", "messages": [{"role": "robot", "content": "x"}]}', "role"),
+        (b'{"model": "localroute", "messages": [{"role": "assistant", "content": "x"}]}', "last"),
+        (
+            b'{"model": "localroute", "messages": [{"role": "user", "content": "x"}], '
+            b'"max_tokens": 0}',
+            "max_tokens",
+        ),
+        (
+            b'{"model": "localroute", "messages": [{"role": "user", "content": "x"}], '
+            b'"stream": "yes"}',
+            "stream",
+        ),
+    ],
+)
+def test_bad_requests_are_400_naming_the_field(body: bytes, fragment: str) -> None:
+    with pytest.raises(APIError) as err:
+        parse_chat_request(body, max_messages=10, max_tokens_limit=100)
+    assert err.value.status == 400
+    assert fragment in err.value.message
+
+
+def test_text_parts_are_joined() -> None:
+    req = parse_chat_request(
+        b'{"model": "m", "messages": [{"role": "user", "content": '
+        b'[{"type": "text", "text": "a "}, {"type": "text", "text": "b"}]}], "stream": true}',
+        max_messages=10,
+        max_tokens_limit=100,
+    )
+    assert req.messages == [{"role": "user", "content": "a b"}] and req.stream
+
+
+def test_features_match_router_training_text() -> None:
+    msgs = [
+        {"role": "user", "content": "one two three"},
+        {"role": "assistant", "content": "four five"},
+        {"role": "user", "content": "six seven"},
+    ]
+    f = features(msgs)
+    assert (f.prompt_words, f.context_words, f.n_user_turns) == (2, 5, 2)
+    assert f.text == "user: one two three\n\nassistant: four five\n\nuser: six seven"
+    single = features(msgs[:1])
+    assert single.text == "one two three" and single.context_words == 0
+
+
+def test_fusion_matches_eq11_and_switch_cost(prior) -> None:
+    # Single turn: p~ = p - alpha (T_e - T_s), local when p~ <= theta.
+    d = decide_one(0.6, 0.5, 0.05, 10, 0, None, prior)
+    assert d.t_local == pytest.approx(0.04 * 10 + 0.04 * 136.3)
+    assert d.fused == pytest.approx(0.6 - 0.05 * (d.t_cloud - d.t_local))
+    assert d.side == ("local" if d.fused <= 0.5 else "cloud")
+    # After a cloud turn, going local re-prefills the context: T_s grows by gamma_s * C_t.
+    stay = decide_one(0.6, 0.5, 0.05, 10, 500, "local", prior)
+    switch = decide_one(0.6, 0.5, 0.05, 10, 500, "cloud", prior)
+    assert switch.t_local - stay.t_local == pytest.approx(0.04 * 500)
+    assert switch.fused > stay.fused  # the switch cost pulls towards staying in the cloud
+    assert "switch from cloud" in switch.reason or "stays on cloud" in switch.reason
+    # alpha = 0: the router alone decides.
+    assert decide_one(0.51, 0.5, 0.0, 10, 0, None, prior).side == "cloud"
+    assert decide_one(0.49, 0.5, 0.0, 10, 0, None, prior).side == "local"
+
+
+@pytest.mark.parametrize("link", [None, "5g", "lte"])
+def test_scalar_path_equals_the_vectorised_cost_model(link) -> None:
+    from localroute.cost import fused_score
+
+    model = load_latency_model(LINKS, "paper-table1", "mmlu", link)
+    q = params_of(model)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        lp, ct = float(rng.integers(1, 500)), float(rng.integers(0, 3000))
+        sw_l, sw_c = bool(rng.integers(2)), bool(rng.integers(2))
+        tl, tc = side_totals(q, lp, ct, sw_l, sw_c)
+        assert tl == pytest.approx(float(model.t_local(lp, ct, sw_l)), rel=1e-12)
+        assert tc == pytest.approx(float(model.t_cloud(lp, ct, sw_c)), rel=1e-12)
+        p, alpha = float(rng.random()), 0.03
+        d = decide_one(p, 0.5, alpha, int(lp), int(ct), None, q)
+        assert d.fused == pytest.approx(float(fused_score(p, alpha, d.t_local, d.t_cloud)))
+
+
+def test_nan_fused_goes_to_cloud(prior) -> None:
+    d = decide_one(math.nan, 0.5, 0.05, 10, 0, None, prior)
+    assert d.side == "cloud" and "NaN" in d.reason
+
+
+def test_live_estimates_replace_the_prior(prior) -> None:
+    est = LiveEstimates(weight=0.5, min_transfer_bytes=100)
+    assert est.model(prior) is prior  # nothing measured yet
+    est.observe_rtt(0.1)
+    est.observe_rtt(0.3)
+    assert est.rtt_s.value == pytest.approx(0.2)
+    est.observe_transfer(50, 0.001)  # too small to say anything about bandwidth
+    assert est.cloud_bytes_s.value is None
+    est.observe_transfer(4000, 0.01)  # 400 kB/s = 100k tokens/s at 4 bytes/token
+    est.observe_local(tokens_in=100, ttft_s=0.1, tokens_out=11, decode_s=0.2)
+    live = est.model(prior)
+    assert live.link.overhead_s == pytest.approx(0.2)
+    assert live.link.bandwidth_tokens_s == pytest.approx(4000 / 0.01 / 4.0)
+    assert live.local.decode == pytest.approx(0.02) and live.local.prefill == pytest.approx(0.001)
+    assert live.cloud == prior.cloud  # the cloud's compute time is not measured here
+    assert float(live.t_local(10)) < float(prior.t_local(10))
+    assert est.params(prior) == params_of(live)
+    cached = est.params(prior)
+    assert est.params(prior) is cached  # no new observation: no recomputation
+    est.observe_rtt(0.2)
+    assert est.params(prior) is not cached
+
+
+def test_sessions_by_prefix_hash_and_lru() -> None:
+    msgs = [{"role": "user", "content": "hi"}]
+    store = SessionStore(max_sessions=2, ttl_s=60)
+    store.put(continuation_key(msgs, " hello "), "cloud", 3)
+    turn2 = [*msgs, {"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}]
+    assert store.get(prefix_key(turn2)).side == "cloud"
+    edited = [*msgs, {"role": "assistant", "content": "HELLO"}, {"role": "user", "content": "more"}]
+    assert store.get(prefix_key(edited)) is None
+    store.put("a", "local", 1)
+    store.put("b", "local", 1)
+    assert len(store) == 2 and store.get(prefix_key(turn2)) is None  # evicted, oldest first
+
+
+def test_serve_section_validates(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("serve:\n  router: {name: random}\n  theta: 0.3\n  cloud: {retries: 2}\n")
+    s = load_config(cfg).serve
+    assert isinstance(s, ServeConfig) and s.theta == 0.3 and s.cloud.retries == 2
+    assert s.local.deployment.max_ongoing_requests == 16  # explicit, not Serve's default of 5
+    for text, field in [
+        ("serve:\n  theta: 2\n", "serve.theta"),
+        ("serve:\n  router: {name: random, artifact: x}\n", "serve.router"),
+        ("serve:\n  cloud: {base_url: ftp://x}\n", "serve.cloud.base_url"),
+        ("serve:\n  backpressure: {status_code: 500}\n", "serve.backpressure.status_code"),
+        ("serve:\n  ingress: {max_replicas: 0}\n", "serve.ingress.max_replicas"),
+        ("serve:\n  bogus: 1\n", "bogus"),
+    ]:
+        cfg.write_text(text)
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_config(cfg)
+
+
+def test_no_api_key_refuses_to_start(tmp_path: Path) -> None:
+    from serve.app import api_key_hashes
+
+    with pytest.raises(ConfigError, match="no API key"):
+        api_key_hashes(ServeConfig(), environ={})
+    hashes = api_key_hashes(ServeConfig(), environ={"LOCALROUTE_API_KEYS": "k1, k2"})
+    assert len(hashes) == 2 and all("k1" not in h for h in hashes)
+
+
+# --------------------------------------------------------------------------- cloud forwarder
+
+
+def _cloud(base_url: str, **kw):
+    """The CloudModel deployment's class, run in-process against a real loopback server."""
+    from serve.cloud_model import CloudModel, Secret
+
+    cfg = CloudModelConfig(base_url=base_url, api_key_env="LR_UNSET_VAR_FOR_TEST", **kw)
+    return CloudModel.func_or_class(cfg, Secret("cloud-key"))
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_cloud_forwards_with_key_and_streams() -> None:
+    from serve.echo import EchoServer
+
+    payload = {"messages": [{"role": "user", "content": "ping pong"}], "max_tokens": 5}
+
+    async def scenario(base_url: str):
+        cloud = _cloud(base_url)
+        out = await cloud.generate(payload)
+        items = [item async for item in cloud.stream(payload)]
+        rtt = await cloud.probe()
+        wrong = _cloud(base_url)
+        wrong.client.headers["Authorization"] = "Bearer nope"
+        return out, items, rtt, await wrong.generate(payload)
+
+    with EchoServer(api_key="cloud-key") as echo:
+        out, items, rtt, unauthorized = _run(scenario(echo.base_url))
+        assert echo.requests == 3  # a 401 is not retried
+    assert out["text"] == "echo: ping pong" and out["tokens_out"] == 3
+    assert "".join(i.get("delta", "") for i in items) == "echo: ping pong"
+    assert items[-1]["done"] and items[-1]["tokens_in"] == 2
+    assert rtt is not None and rtt > 0
+    assert unauthorized["error"]["kind"] == "http_401"
+
+
+def test_cloud_faults_are_bounded_and_classified() -> None:
+    from serve.echo import EchoServer, free_port
+
+    payload = {"messages": [{"role": "user", "content": "x"}]}
+    with EchoServer(mode="fail") as failing:
+        out = _run(_cloud(failing.base_url, retries=2, retry_backoff_s=0.01).generate(payload))
+        assert out["error"]["kind"] == "http_500" and "3 tries" in out["error"]["message"]
+        assert failing.requests == 3
+
+        async def stream():
+            cloud = _cloud(failing.base_url, retries=1, retry_backoff_s=0.01)
+            return [item async for item in cloud.stream(payload)]
+
+        items = _run(stream())
+        assert len(items) == 1 and items[0]["error"]["kind"] == "http_500"
+        assert failing.requests == 5
+    with EchoServer(mode="hang", hang_s=30) as hanging:
+        cloud = _cloud(hanging.base_url, timeout_s=0.3, retries=1, retry_backoff_s=0.01)
+        out = _run(cloud.generate(payload))
+        assert out["error"]["kind"] == "timeout" and hanging.requests == 2
+
+    async def dead_calls():
+        dead = _cloud(f"http://127.0.0.1:{free_port()}/v1", retries=0)
+        return await dead.generate(payload), await dead.probe()
+
+    out, rtt = _run(dead_calls())
+    assert out["error"]["kind"] == "unreachable" and rtt is None
+
+
+def test_vllm_engine_without_vllm_is_a_config_error() -> None:
+    try:
+        import ray.serve.llm.openai_api_models  # noqa: F401  (needs vLLM or SGLang)
+    except ImportError:
+        pass
+    else:
+        pytest.skip("ray.serve.llm has an engine here")
+    from serve.app import build_app
+    from serve.config import LocalModelConfig, VLLMSpec
+
+    local = LocalModelConfig(engine="vllm", vllm=VLLMSpec(model_source="Qwen/Qwen2.5-0.5B"))
+    with pytest.raises(ConfigError, match="serve.local.engine: vllm needs vLLM"):
+        build_app(ServeConfig(local=local), environ={"LOCALROUTE_API_KEYS": "k"})
