@@ -86,8 +86,10 @@ LOCAL = 1
 CLOUD = 0
 """Decision value for the large cloud/edge model (the paper's d_t = 0, side *e*)."""
 
-Provenance = Literal["published", "estimated", "measured"]
-PROVENANCES: tuple[str, ...] = ("published", "estimated", "measured")
+Provenance = Literal["published", "estimated", "measured", "calibrated"]
+PROVENANCES: tuple[str, ...] = ("published", "estimated", "measured", "calibrated")
+"""published: taken from a cited source; estimated: an assumption or judgement; measured: our own
+measurement; calibrated: derived from published measurements of a stand-in (e.g. ML.ENERGY)."""
 
 DEFAULT_BYTES_PER_TOKEN = 4.0
 """Bytes on the wire per token. English BPE tokens average about 4 characters (OpenAI's rule of
@@ -443,6 +445,7 @@ class LatencyModel:
         switch: ArrayLike = False,
         *,
         reprefill: ArrayLike | None = None,
+        response_tokens: ArrayLike | None = None,
     ) -> FloatArray:
         """Eq. 6 with this model's parameters; ``switch`` = the previous turn ran in the cloud."""
         return t_total_local(
@@ -452,6 +455,7 @@ class LatencyModel:
             switch,
             router_s_per_token=self.router_s_per_token,
             reprefill=reprefill,
+            response_tokens=response_tokens,
         )
 
     def t_cloud(
@@ -461,6 +465,7 @@ class LatencyModel:
         switch: ArrayLike = False,
         *,
         reprefill: ArrayLike | None = None,
+        response_tokens: ArrayLike | None = None,
     ) -> FloatArray:
         """Eq. 7 with this model's parameters; ``switch`` = the previous turn ran locally."""
         return t_total_cloud(
@@ -471,6 +476,7 @@ class LatencyModel:
             switch,
             router_s_per_token=self.router_s_per_token,
             reprefill=reprefill,
+            response_tokens=response_tokens,
         )
 
     def gap(

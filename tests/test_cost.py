@@ -465,3 +465,20 @@ def test_replay_rejects_bad_policy_output_and_mode() -> None:
         cost.replay_conversations([1], [0], [10], [5], lambda v: [1], MODEL, kv_cache="all")  # type: ignore[arg-type]
     empty = cost.replay_conversations([], [], [], [], lambda v: [], MODEL)
     assert empty.realised.size == 0
+
+
+def test_per_query_response_lengths_replace_the_mean() -> None:
+    # Lr per query instead of L_r bar: local 0.04*(100 + 50) = 6; cloud 0.02*(100 + 200) = 6
+    # plus comm (100 + 200)/2e7 + 0.02 = 0.020015
+    lr_l, lr_c = np.array([50.0, 136.3]), np.array([200.0, 460.1])
+    tl = MODEL.t_local([100.0, 100.0], 0.0, response_tokens=lr_l)
+    tc = MODEL.t_cloud([100.0, 100.0], 0.0, response_tokens=lr_c)
+    assert tl[0] == pytest.approx(6.0) and tl[1] == pytest.approx(T_S)
+    assert tc[0] == pytest.approx(6.020015) and tc[1] == pytest.approx(T_E)
+
+
+def test_calibrated_is_a_provenance() -> None:
+    side = SideLatency("Llama-3.1-8B", s_per_token=0.0046, provenance="calibrated")
+    assert side.provenance in cost.PROVENANCES
+    with pytest.raises(CostConfigError, match="provenance must be one of"):
+        SideLatency("x", s_per_token=0.01, provenance="guessed")  # type: ignore[arg-type]

@@ -1,0 +1,542 @@
+"""Per-query accounting of the side a router chose: latency, energy, compute, dollars, quality.
+
+Seed 000 (TrafficBench) reports what routing saves against sending everything to the cloud:
+energy, compute (FLOPs ~ 2 x params x tokens) and cost, at matched accuracy, and accuracy per
+joule. This module holds
+
+* :class:`Figure`: one number with its provenance (measured, calibrated, published, estimated,
+  assumed, absent) and source, so every latency and energy figure can be traced in the report;
+* :class:`SideSpec` and :func:`resolve_side`: the per-model figures of one side (local or cloud),
+  each taken from the first source that has it: the measured outcome rows, then the ML.ENERGY
+  leaderboard (calibrated), then the config (seed 001's Table I);
+* :class:`SideOutcome` and :func:`side_outcome`: per-query arrays for one side;
+* :func:`totals`, :func:`savings`, :func:`accuracy_per_joule`: the policy-level numbers.
+
+Absent figures are NaN in arrays and None in JSON, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import ArrayLike, NDArray
+
+from localroute.calibration_mlenergy import MlEnergy
+from localroute.cost import LatencyPreset, SideLatency, dollar_cost, flops
+from localroute.errors import ConfigError
+
+__all__ = [
+    "QUANTITIES",
+    "Figure",
+    "MeasuredProfile",
+    "Prices",
+    "SideOutcome",
+    "SideSpec",
+    "accuracy_per_joule",
+    "load_measured",
+    "load_prices",
+    "resolve_side",
+    "savings",
+    "side_outcome",
+    "totals",
+]
+
+FloatArray = NDArray[np.float64]
+QUANTITIES = ("quality", "latency_s", "energy_j", "flops", "cost_usd")
+"""What is accounted per query; savings are reported for all but quality."""
+FIGURE_PROVENANCES = ("measured", "calibrated", "published", "estimated", "assumed", "absent")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number and where it came from; ``value`` None means absent (never 0)."""
+
+    value: float | None
+    provenance: str
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.provenance not in FIGURE_PROVENANCES:
+            raise ValueError(f"provenance must be one of {FIGURE_PROVENANCES}")
+        if self.value is None and self.provenance != "absent":
+            raise ValueError("an absent value must have provenance 'absent'")
+
+    @property
+    def f(self) -> float:
+        return math.nan if self.value is None else float(self.value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "provenance": self.provenance, "source": self.source}
+
+
+ABSENT = Figure(None, "absent", "")
+
+
+# --------------------------------------------------------------------------- measured rows
+
+
+@dataclass(frozen=True)
+class MeasuredProfile:
+    """Per-token times (and energy where metered) of one model on one machine, from outcome rows
+    with provenance ``measured`` (``localroute profile`` / the demo's profile stage)."""
+
+    model: str
+    hardware: str
+    n_rows: int
+    prefill_s_per_token: float | None
+    decode_s_per_token: float | None
+    energy_per_output_token_j: float | None
+    params_b: float | None
+    path: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} on {self.hardware} ({self.n_rows} measured rows in {self.path})"
+
+
+def load_measured(path: str | Path) -> MeasuredProfile | None:
+    """The measured model with the most rows under ``path`` (Parquet files, OUTCOME_SCHEMA);
+    None when there are no usable measured rows."""
+    import pyarrow.parquet as pq
+
+    root = Path(path)
+    if not root.exists():
+        raise ConfigError(f"evaluate.measured: {root} does not exist")
+    files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
+    tables = []
+    for f in files:
+        try:
+            t = pq.read_table(f)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ConfigError(
+                f"evaluate.measured: {f} is not a readable Parquet file ({exc})"
+            ) from None
+        need = {"model", "hardware", "tpot_s", "ttft_s", "tokens_in", "tokens_out", "provenance"}
+        if not need <= set(t.column_names):
+            continue
+        cols = sorted(
+            need | ({"energy_j", "energy_provenance", "model_size_b"} & set(t.schema.names))
+        )
+        tables.append(t.select(cols))
+    if not tables:
+        return None
+    t = pa.concat_tables(tables, promote_options="permissive")
+    t = t.filter(pc.and_(pc.equal(t["provenance"], "measured"), pc.is_valid(t["tpot_s"])))
+    if t.num_rows == 0:
+        return None
+    key = [
+        f"{m}\x00{h}"
+        for m, h in zip(t["model"].to_pylist(), t["hardware"].to_pylist(), strict=True)
+    ]
+    keys, counts = np.unique(np.array(key, dtype=object), return_counts=True)
+    best = str(keys[np.argmax(counts)])
+    mask = np.array([k == best for k in key])
+    t = t.filter(pa.array(mask))
+    model, hardware = best.split("\x00")
+    tpot = t["tpot_s"].to_numpy(zero_copy_only=False).astype(float)
+    ttft = np.asarray(t["ttft_s"].to_numpy(zero_copy_only=False), dtype=float)
+    tin = np.asarray(t["tokens_in"].to_numpy(zero_copy_only=False), dtype=float)
+    ok = np.isfinite(ttft) & (tin > 0)
+    prefill = float(np.median(ttft[ok] / tin[ok])) if ok.any() else None
+    energy = None
+    if "energy_j" in t.column_names and "energy_provenance" in t.column_names:
+        e = np.asarray(t["energy_j"].to_numpy(zero_copy_only=False), dtype=float)
+        tout = np.asarray(t["tokens_out"].to_numpy(zero_copy_only=False), dtype=float)
+        measured = np.array([p == "measured" for p in t["energy_provenance"].to_pylist()])
+        okE = measured & np.isfinite(e) & (tout > 0)
+        if okE.any():
+            energy = float(np.median(e[okE] / tout[okE]))
+    size = None
+    if "model_size_b" in t.column_names:
+        sizes = [s for s in t["model_size_b"].to_pylist() if s is not None]
+        size = float(sizes[0]) if sizes else None
+    return MeasuredProfile(
+        model=model,
+        hardware=hardware or "unknown hardware",
+        n_rows=t.num_rows,
+        prefill_s_per_token=prefill,
+        decode_s_per_token=float(np.nanmedian(tpot)),
+        energy_per_output_token_j=energy,
+        params_b=size,
+        path=str(root),
+    )
+
+
+# --------------------------------------------------------------------------- prices and sizes
+
+
+@dataclass(frozen=True)
+class Prices:
+    """``configs/prices.yaml``: electricity price and per-model API prices and active sizes."""
+
+    electricity_usd_per_kwh: Figure
+    models: Mapping[str, Mapping[str, Figure]] = field(default_factory=dict)
+
+    def get(self, model: str, key: str) -> Figure | None:
+        return self.models.get(model, {}).get(key)
+
+
+def _num(spec: Mapping[str, Any], key: str, where: str) -> float | None:
+    v = spec.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+        raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
+    return float(v)
+
+
+def _prov(spec: Mapping[str, Any], key: str, where: str) -> str:
+    v = spec.get(key)
+    if v not in FIGURE_PROVENANCES or v == "absent":
+        raise ConfigError(f"{where}.{key} must be one of published, estimated, assumed; got {v!r}")
+    return str(v)
+
+
+def load_prices(path: str | Path) -> Prices:
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: expected a mapping with 'electricity' and 'models'")
+    unknown = sorted(set(doc) - {"electricity", "models"})
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed: ['electricity', 'models']")
+    el = doc.get("electricity") or {}
+    where = f"{p}: electricity"
+    kwh = _num(el, "usd_per_kwh", where)
+    electricity = (
+        ABSENT
+        if kwh is None
+        else Figure(kwh, _prov(el, "provenance", where), str(el.get("source", "")))
+    )
+    models: dict[str, dict[str, Figure]] = {}
+    allowed = {
+        "input_usd_per_m",
+        "output_usd_per_m",
+        "price_provenance",
+        "price_source",
+        "active_params_b",
+        "params_provenance",
+        "params_source",
+    }
+    for name, spec in (doc.get("models") or {}).items():
+        where = f"{p}: models.{name}"
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where} must be a mapping")
+        bad = sorted(set(spec) - allowed)
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
+        figs: dict[str, Figure] = {}
+        for key in ("input_usd_per_m", "output_usd_per_m"):
+            v = _num(spec, key, where)
+            if v is not None:
+                figs[key] = Figure(
+                    v, _prov(spec, "price_provenance", where), str(spec.get("price_source", ""))
+                )
+        v = _num(spec, "active_params_b", where)
+        if v is not None:
+            figs["active_params_b"] = Figure(
+                v, _prov(spec, "params_provenance", where), str(spec.get("params_source", ""))
+            )
+        models[str(name)] = figs
+    return Prices(electricity, models)
+
+
+# --------------------------------------------------------------------------- one side
+
+
+@dataclass(frozen=True)
+class SideSpec:
+    """Everything the accounting needs about one side, each figure with its provenance."""
+
+    role: str  # "local" or "cloud"
+    model: str
+    prefill_s_per_token: Figure
+    decode_s_per_token: Figure
+    energy_per_output_token_j: Figure
+    active_params_b: Figure
+    input_usd_per_m: Figure
+    output_usd_per_m: Figure
+    mean_response_tokens: Figure
+    electricity_usd_per_kwh: Figure = ABSENT
+    notes: tuple[str, ...] = ()
+
+    def latency(self) -> SideLatency:
+        """The cost model's :class:`SideLatency` (eqs. 1, 5); refuses a side with no gamma."""
+        if self.decode_s_per_token.value is None:
+            raise ConfigError(
+                f"evaluate: no latency source for {self.role} model {self.model!r} "
+                "(no measured rows, no ML.ENERGY stand-in, no config fallback); set "
+                "evaluate.stand_ins or evaluate.table1_preset"
+            )
+        prov = self.decode_s_per_token.provenance
+        return SideLatency(
+            name=self.model,
+            s_per_token=self.decode_s_per_token.f,
+            prefill_s_per_token=self.prefill_s_per_token.value,
+            decode_s_per_token=self.decode_s_per_token.f,
+            mean_response_tokens=self.mean_response_tokens.f,
+            provenance=prov
+            if prov in ("published", "estimated", "measured", "calibrated")
+            else "estimated",
+            source=self.decode_s_per_token.source,
+        )
+
+    def figures(self) -> dict[str, dict[str, Any]]:
+        names = (
+            "prefill_s_per_token",
+            "decode_s_per_token",
+            "energy_per_output_token_j",
+            "active_params_b",
+            "input_usd_per_m",
+            "output_usd_per_m",
+            "mean_response_tokens",
+            "electricity_usd_per_kwh",
+        )
+        return {n: getattr(self, n).to_dict() for n in names}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "model": self.model,
+            "figures": self.figures(),
+            "notes": list(self.notes),
+        }
+
+
+def resolve_side(
+    role: str,
+    model: str,
+    *,
+    measured: MeasuredProfile | None = None,
+    mlenergy: MlEnergy | None = None,
+    stand_ins: Mapping[str, str] | None = None,
+    candidates: list[str] | None = None,
+    max_num_seqs: int = 8,
+    gpu: str = "B200",
+    table1: LatencyPreset | None = None,
+    catalogue: Mapping[str, Mapping[str, Any]] | None = None,
+    prices: Prices | None = None,
+    response_tokens: Figure | None = None,
+) -> SideSpec:
+    """Figures for ``model`` as the ``role`` side, from the first source that has each.
+
+    Per-token time: measured rows (local side only) > ML.ENERGY stand-in (calibrated) > the
+    config's Table I (published for the seed's own models). Energy per output token: measured >
+    calibrated; never from Table I (it has none). Active parameters: ``prices`` (published or
+    assumed) > the data build's ``models`` catalogue (``catalogue[model]['size_b']``). Prices: the
+    cloud side's API price from ``prices`` or the catalogue; the local side pays electricity.
+    Mean response length: ``response_tokens`` (e.g. counted from published answers) > the
+    calibrated stand-in's mean output length > Table I's workload (caller passes it).
+    """
+    if role not in ("local", "cloud"):
+        raise ValueError(f"role must be 'local' or 'cloud', got {role!r}")
+    notes: list[str] = []
+    catalogue = catalogue or {}
+    cat = catalogue.get(model, {})
+
+    # active parameters (FLOPs)
+    params = prices.get(model, "active_params_b") if prices else None
+    if params is None and cat.get("size_b") is not None:
+        params = Figure(float(cat["size_b"]), "published", "data build models table (size_b)")
+    if params is None:
+        params = ABSENT
+
+    # ML.ENERGY stand-in
+    cal = None
+    if mlenergy is not None:
+        mid = (stand_ins or {}).get(model) or mlenergy.find(model)
+        how = "configured stand-in" if (stand_ins or {}).get(model) else "same model"
+        if mid is None and params.value is not None:
+            total = cat.get("size_b") or params.value
+            pool = [c for c in (candidates or []) if c in mlenergy.docs] or None
+            mid = _nearest(mlenergy, float(total), pool)
+            how = f"nearest size to {total:g}B among the calibration candidates"
+        if mid is not None:
+            cal = mlenergy.calibrate(mid, max_num_seqs=max_num_seqs, gpu=gpu)
+            notes.append(f"calibrated stand-in for {model}: {mid} ({how})")
+
+    prefill = decode = energy = ABSENT
+    if role == "local" and measured is not None:
+        if measured.decode_s_per_token is not None:
+            decode = Figure(
+                measured.decode_s_per_token, "measured", f"median TPOT, {measured.label}"
+            )
+        if measured.prefill_s_per_token is not None:
+            prefill = Figure(
+                measured.prefill_s_per_token,
+                "measured",
+                f"median TTFT / tokens_in, {measured.label}",
+            )
+        if measured.energy_per_output_token_j is not None:
+            energy = Figure(
+                measured.energy_per_output_token_j,
+                "measured",
+                f"median energy_j / tokens_out, {measured.label}",
+            )
+        notes.append(
+            f"local per-token times measured on {measured.model} ({measured.hardware}), "
+            f"standing in for {model}"
+        )
+    if decode.value is None and cal is not None:
+        decode = Figure(cal.s_per_token, "calibrated", cal.source)
+    if energy.value is None and cal is not None:
+        energy = Figure(cal.energy_per_output_token_j, "calibrated", cal.source)
+    if decode.value is None and table1 is not None:
+        side = table1.local if role == "local" else table1.cloud
+        decode = Figure(side.decode, "published", f"{table1.name} ({side.name}): {side.source}")
+        if side.prefill_s_per_token is not None:
+            prefill = Figure(side.prefill, "published", side.source)
+        notes.append(f"{role} per-token time from config preset {table1.name} ({side.name})")
+
+    if prefill.value is None and decode.value is not None:
+        prefill = Figure(
+            decode.value,
+            decode.provenance,
+            "= decode_s_per_token: no prefill figure here (ML.ENERGY publishes no TTFT), so the "
+            f"seed's one gamma for prefill and decode (eqs. 1, 5). {decode.source}",
+        )
+
+    # response length
+    resp = (
+        response_tokens
+        if response_tokens is not None and response_tokens.value is not None
+        else None
+    )
+    if resp is None and cal is not None:
+        resp = Figure(cal.mean_output_tokens, "calibrated", f"mean output length, {cal.source}")
+    resp = resp or ABSENT
+
+    # prices
+    pin = pout = ABSENT
+    if role == "cloud":
+        pin = (prices.get(model, "input_usd_per_m") if prices else None) or _cat_price(
+            cat, "input_usd_per_m"
+        )
+        pout = (prices.get(model, "output_usd_per_m") if prices else None) or _cat_price(
+            cat, "output_usd_per_m"
+        )
+        if pin.value is None or pout.value is None:
+            notes.append(f"no published API price for {model}: its dollar cost is null")
+    elec = prices.electricity_usd_per_kwh if (prices and role == "local") else ABSENT
+    return SideSpec(
+        role=role,
+        model=model,
+        prefill_s_per_token=prefill,
+        decode_s_per_token=decode,
+        energy_per_output_token_j=energy,
+        active_params_b=params,
+        input_usd_per_m=pin,
+        output_usd_per_m=pout,
+        mean_response_tokens=resp,
+        electricity_usd_per_kwh=elec,
+        notes=tuple(notes),
+    )
+
+
+def _cat_price(cat: Mapping[str, Any], key: str) -> Figure:
+    v = cat.get(key)
+    return ABSENT if v is None else Figure(float(v), "published", "data build models table")
+
+
+def _nearest(mlenergy: MlEnergy, params_b: float, pool: list[str] | None) -> str | None:
+    if pool is None:
+        return mlenergy.nearest_by_size(params_b)
+    best, dist = None, math.inf
+    for mid in pool:
+        size = mlenergy.docs[mid].get("total_params_billions")
+        if size and abs(math.log(size / params_b)) < dist:
+            best, dist = mid, abs(math.log(size / params_b))
+    return best
+
+
+# --------------------------------------------------------------------------- per-query arrays
+
+
+@dataclass(frozen=True)
+class SideOutcome:
+    """Per-query figures if every query went to this side (arrays of one length)."""
+
+    quality: FloatArray
+    latency_s: FloatArray
+    energy_j: FloatArray
+    flops: FloatArray
+    cost_usd: FloatArray
+    tokens_in: FloatArray
+    tokens_out: FloatArray
+
+    def get(self, name: str) -> FloatArray:
+        return getattr(self, name)
+
+
+def side_outcome(
+    spec: SideSpec,
+    quality: ArrayLike,
+    latency_s: ArrayLike,
+    tokens_in: ArrayLike,
+    tokens_out: ArrayLike,
+) -> SideOutcome:
+    """Energy = J per output token x output tokens (ML.ENERGY's figure amortises prefill into it);
+    FLOPs = 2 x active params x (input + output tokens); dollars = API price (cloud) or the
+    electricity of the energy (local). Unknown inputs give NaN, never 0."""
+    q = np.asarray(quality, dtype=np.float64)
+    tin = np.broadcast_to(np.asarray(tokens_in, dtype=np.float64), q.shape).copy()
+    tout = np.broadcast_to(np.asarray(tokens_out, dtype=np.float64), q.shape).copy()
+    lat = np.broadcast_to(np.asarray(latency_s, dtype=np.float64), q.shape).copy()
+    energy = spec.energy_per_output_token_j.f * tout
+    comp = (
+        flops(spec.active_params_b.f, tin + tout)
+        if spec.active_params_b.value is not None
+        else np.full(q.shape, np.nan)
+    )
+    if spec.role == "cloud":
+        cost = dollar_cost(tin, tout, spec.input_usd_per_m.f, spec.output_usd_per_m.f)
+    else:
+        cost = energy / 3.6e6 * spec.electricity_usd_per_kwh.f
+    return SideOutcome(q, lat, energy, comp, np.asarray(cost, dtype=np.float64), tin, tout)
+
+
+# --------------------------------------------------------------------------- policy totals
+
+
+def totals(decision: ArrayLike, local: SideOutcome, cloud: SideOutcome) -> dict[str, float]:
+    """Mean per query of each quantity for a decision vector (1 = local, 0 = cloud), plus the
+    cloud share; eq. 8's selection, so a NaN on the side not taken does not count."""
+    d = np.asarray(decision).astype(bool)
+    out: dict[str, float] = {}
+    for name in QUANTITIES:
+        v = np.where(d, local.get(name), cloud.get(name))
+        out[name] = float(np.mean(v)) if v.size else math.nan
+    out["cloud_share"] = float(np.mean(~d)) if d.size else math.nan
+    return out
+
+
+def savings(policy: Mapping[str, float], baseline: Mapping[str, float]) -> dict[str, float | None]:
+    """Fractional saving 1 - policy/baseline of latency, energy, FLOPs and dollars (None where
+    either is unknown or the baseline is 0)."""
+    out: dict[str, float | None] = {}
+    for name in QUANTITIES[1:]:
+        a, b = policy.get(name, math.nan), baseline.get(name, math.nan)
+        ok = a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and b != 0
+        out[name] = 1.0 - a / b if ok else None
+    return out
+
+
+def accuracy_per_joule(quality_mean: float, energy_j_mean: float) -> float | None:
+    """Mean quality per joule of mean energy per query (seed 000's intelligence efficiency)."""
+    if not (math.isfinite(quality_mean) and math.isfinite(energy_j_mean)) or energy_j_mean <= 0:
+        return None
+    return quality_mean / energy_j_mean
