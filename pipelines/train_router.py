@@ -142,7 +142,13 @@ def fit_with_ray_train(
         }
     )
     keep = ("text", "prompt_words", "label")
-    val_small = {k: np.asarray(val[k]) for k in keep}
+    n_val = len(val["text"])
+    take = np.arange(n_val)
+    if tcfg.max_val_examples and n_val > tcfg.max_val_examples:  # a seeded, fixed subset
+        take = np.sort(
+            np.random.default_rng(router.seed).permutation(n_val)[: tcfg.max_val_examples]
+        )
+    val_small = {k: np.asarray(val[k])[take] for k in keep}
     storage = tcfg.storage_path or str(Path(tempfile.gettempdir()) / "localroute-ray-train")
     trainer = TorchTrainer(
         _loop,

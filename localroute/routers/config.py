@@ -19,6 +19,7 @@ class TrainConfig:
     lr: float = 5e-5
     max_failures: int = 2  # worker failures Ray Train recovers from (resuming from a checkpoint)
     max_train_examples: int | None = None  # subsample for speed (the demo); None = all
+    max_val_examples: int | None = 1000  # the per-epoch validation AUC every worker computes
     storage_path: str | None = None  # None: <artifact dir>/ray_train
 
     def check(self, where: str) -> None:
