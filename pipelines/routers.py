@@ -147,6 +147,12 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         "test": score_test_split(router, splits.test),
     }
     router.save(out, metrics)
+    t = metrics["test"]
+    print(
+        f"   test: AUC {_r(t['auc'])}, APGR {_r(t['apgr'])}; at the calibrated threshold "
+        f"{t['threshold']:.3f}: cloud share {t['cloud_share']:.2f}, quality {t['quality']:.3f}"
+    )
+    print(f"   artifact: {out}")
     return metrics
 
 

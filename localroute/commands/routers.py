@@ -29,13 +29,7 @@ def _train(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(cfg)
     with ray_session(cfg.ray):
         print(f"== training router {args.router} on {args.data}")
-        metrics = train_one(cfg, args.router, args.data, args.pair, data_dir, out)
-    test = metrics["test"]
-    print(
-        f"   test: auc {test['auc']}, cloud share {test['cloud_share']:.3f} at threshold "
-        f"{test['threshold']:.4f}, quality {test['quality']:.3f}"
-    )
-    print(f"artifact: {out}")
+        train_one(cfg, args.router, args.data, args.pair, data_dir, out)
     return 0
 
 
