@@ -34,13 +34,14 @@ def main() -> None:
     ap.add_argument("--data", default="runs/data")
     ap.add_argument("--singles", type=int, default=300)
     ap.add_argument("--batch", type=int, default=2000)
+    ap.add_argument("--embedders", default="static,minilm", help="comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one CPU core
     splits = load_splits(args.data, "routellm_mmlu", PAIR, RoutersConfig(), seed=0)
     train, val, test = subsample(splits.train, 3000, 0), subsample(splits.val, 500, 0), splits.test
     texts = list(test["text"])
     out = {"threads": torch.get_num_threads(), "n_train": len(train["text"]), "results": []}
-    for embedder in ("static", "minilm"):
+    for embedder in args.embedders.split(","):
         for name in ("knn", "mlp"):
             os.environ.pop("LOCALROUTE_CACHE", None)
             router = make_router(name, embedder=embedder, **({"k": 25} if name == "knn" else {}))
