@@ -51,6 +51,8 @@ __all__ = [
 FloatArray = NDArray[np.float64]
 QUANTITIES = ("quality", "latency_s", "energy_j", "flops", "cost_usd")
 """What is accounted per query; savings are reported for all but quality."""
+POINT_KEYS = ("quality", "cloud_share", "latency_s", "energy_j", "flops", "cost_usd")
+"""What one operating point of a policy reports (the savings table and the report read it)."""
 FIGURE_PROVENANCES = ("measured", "calibrated", "published", "estimated", "assumed", "absent")
 
 

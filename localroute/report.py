@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from localroute.accounting import POINT_KEYS
+
 __all__ = ["render_report", "write_report"]
 
 _STYLE = """
@@ -188,15 +190,7 @@ def _sides_table(sides: dict[str, Any]) -> str:
 
 
 def _baseline_table(base: dict[str, Any]) -> str:
-    keys = (
-        "quality",
-        "cloud_share",
-        "latency_s",
-        "energy_j",
-        "flops",
-        "cost_usd",
-        "accuracy_per_joule",
-    )
+    keys = (*POINT_KEYS, "accuracy_per_joule")
     head = "".join(f"<th>{k}</th>" for k in keys)
     body = "".join(
         f"<tr><td>{_e(n)}</td>"

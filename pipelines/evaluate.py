@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from localroute.accounting import POINT_KEYS
 from localroute.errors import ConfigError
 
 DEFAULT_STAND_INS = {
@@ -833,19 +834,7 @@ def _savings(ctx: _Ctx, pairs: list[_PairData]) -> dict[str, Any]:
                 "reached": pt is not None,
             }
             if pt is not None:
-                row.update(
-                    {
-                        k: pt.get(k)
-                        for k in (
-                            "quality",
-                            "cloud_share",
-                            "latency_s",
-                            "energy_j",
-                            "flops",
-                            "cost_usd",
-                        )
-                    }
-                )
+                row.update({k: pt.get(k) for k in POINT_KEYS})
                 row["local_share"] = 1.0 - pt["cloud_share"]
                 row["savings_vs_cloud_only"] = savings(pt, cloud)
                 row["savings_vs_local_only"] = savings(pt, local)
