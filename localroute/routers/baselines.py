@@ -12,14 +12,18 @@ from localroute.routers.base import Router, RouterError, register
 from localroute.routers.examples import Batch
 
 
-@register("random")
-class RandomRouter(Router):
-    """A uniform draw per query, seeded by its text: the same query always gets the same p."""
+class _Untrained(Router):
+    """Needs no training data: fitting is a no-op."""
 
     trainable = False
 
     def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
         return {}
+
+
+@register("random")
+class RandomRouter(_Untrained):
+    """A uniform draw per query, seeded by its text: the same query always gets the same p."""
 
     def score(self, batch: Batch) -> np.ndarray:
         out = np.empty(len(batch["text"]))
@@ -30,35 +34,20 @@ class RandomRouter(Router):
 
 
 @register("always-local")
-class AlwaysLocal(Router):
-    trainable = False
-
-    def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
-        return {}
-
+class AlwaysLocal(_Untrained):
     def score(self, batch: Batch) -> np.ndarray:
         return np.zeros(len(batch["text"]))
 
 
 @register("always-cloud")
-class AlwaysCloud(Router):
-    trainable = False
-
-    def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
-        return {}
-
+class AlwaysCloud(_Untrained):
     def score(self, batch: Batch) -> np.ndarray:
         return np.ones(len(batch["text"]))
 
 
 @register("oracle")
-class Oracle(Router):
+class Oracle(_Untrained):
     """Reads the labels it is asked to predict: the upper bound no real router reaches."""
-
-    trainable = False
-
-    def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
-        return {}
 
     def score(self, batch: Batch) -> np.ndarray:
         if "label" not in batch:

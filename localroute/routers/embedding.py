@@ -82,9 +82,9 @@ class _TorchHead(_Embedded):
             weight_decay=float(self.params.get("weight_decay", 1e-4)),
         )
         epochs, patience = int(self.params.get("epochs", 200)), int(self.params.get("patience", 20))
-        best, best_state, stale, history = -1.0, None, 0, []
+        best, best_state, stale, epochs_run = -1.0, None, 0, 0
         for epoch in range(epochs):
-            history.append(epoch)
+            epochs_run = epoch + 1
             self.module.train()
             opt.zero_grad()
             loss = loss_fn(x, y)
@@ -102,7 +102,7 @@ class _TorchHead(_Embedded):
                     break
         if best_state is not None:
             self.module.load_state_dict(best_state)
-        return {"val_auc": best, "epochs": float(len(history))} if x_val is not None else {}
+        return {"val_auc": best, "epochs": float(epochs_run)} if x_val is not None else {}
 
     def _predict(self, x) -> np.ndarray:
         import torch
