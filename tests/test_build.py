@@ -14,7 +14,7 @@ import pytest
 from localroute.data.build import SHIPPED, build, read_table, summary
 from localroute.data.paths import SHIPPED_DIR
 from localroute.data.schema import OUTCOME_SCHEMA, to_table, validate
-from localroute.data.sources import SOURCES, clear_caches
+from localroute.data.sources import SOURCES
 from localroute.data.splits import hashed_split, normalise, resolve_leaks
 from localroute.errors import DataError
 
@@ -143,27 +143,24 @@ def test_bad_source_file_is_one_clear_error_and_writes_nothing(
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("previous build")
-    clear_caches()
-    try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "localroute.cli",
-                "data",
-                "build",
-                "--out",
-                str(out),
-                "--source-dir",
-                str(root),
-                "--sources",
-                source,
-            ],
-            capture_output=True,
-            text=True,
-        )
-    finally:
-        clear_caches()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "localroute.cli",
+            "data",
+            "build",
+            "--out",
+            str(out),
+            "--source-dir",
+            str(root),
+            "--sources",
+            source,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr

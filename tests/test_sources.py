@@ -6,8 +6,7 @@ import pyarrow.compute as pc
 import pytest
 
 from localroute.data.build import read_table
-from localroute.data.schema import OUTCOME_SCHEMA, QUERY_SCHEMA, validate
-from localroute.data.sources import GPT4, MIXTRAL, SOURCES, model_size_b
+from localroute.data.sources import GPT4, MIXTRAL, SOURCES, SOURCES_BY_NAME, model_size_b
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -127,10 +126,30 @@ def test_missing_measurements_are_null_not_zero(data_build):
     assert set(o["energy_provenance"].to_pylist()) == {"absent"}
 
 
-def test_every_table_matches_its_schema(data_build):
+def test_every_source_is_complete_and_its_tables_join(data_build):
+    """read_table already checks each file's schema; this checks what a schema cannot: every
+    source was built, ids are unique and its own, and every outcome joins to one of its queries
+    (on a turn the query has) and to a model of its catalogue, under a known run_id."""
+    routellm_run = SOURCES_BY_NAME["routellm_gsm8k"].run_id
     for s in SOURCES:
-        validate(read_table(data_build, "queries", [s.name]), QUERY_SCHEMA, s.name)
-        validate(read_table(data_build, "outcomes", [s.name]), OUTCOME_SCHEMA, s.name)
+        q = read_table(data_build, "queries", [s.name])
+        o = read_table(data_build, "outcomes", [s.name])
+        models = {m["model"] for m in read_table(data_build, "models", [s.name]).to_pylist()}
+        assert q.num_rows > 0, s.name
+        ids = q["query_id"].to_pylist()
+        assert len(set(ids)) == len(ids), f"{s.name}: repeated query ids"
+        assert all(i.startswith(f"{s.name}:") for i in ids), s.name
+        assert set(q["source"].to_pylist()) == {s.name}
+        assert set(q["split"].to_pylist()) <= {"train", "val", "dev", "test"}, s.name
+        turns = dict(zip(ids, q["n_user_turns"].to_pylist(), strict=True))
+        keys = list(zip(*(o[c].to_pylist() for c in ("query_id", "turn", "model")), strict=True))
+        assert len(set(keys)) == len(keys), f"{s.name}: repeated (query, turn, model) outcomes"
+        for qid, turn, model in keys:
+            assert 1 <= turn <= turns[qid], (s.name, qid, turn)  # KeyError: an orphan outcome
+            assert model in models, (s.name, model)
+        assert set(o["source"].to_pylist()) <= {s.name}
+        # RouterDC rows carry RouteLLM's outcomes for the questions both published.
+        assert set(o["run_id"].to_pylist()) <= {s.run_id, routellm_run}, s.name
 
 
 def test_model_sizes():

@@ -1,0 +1,1 @@
+"""One module per family of public sources; `localroute.data.sources` lists them as SOURCES."""
