@@ -1,21 +1,32 @@
-"""YAML configuration, validated into dataclasses with errors that name the offending field.
+"""The one configuration mechanism: YAML validated into dataclasses, errors naming file and field.
 
-Every section is a dataclass; `load_config` walks the YAML against their type hints, so an
-unknown key, a wrong type or a bad value is reported as e.g. `configs/x.yaml: data.out: ...`.
+Every config file (the run config, ``links.yaml``, ``prices.yaml``) is a dataclass tree that
+:func:`build` walks against its type hints, so an unknown key, a missing field, a wrong type or
+a bad value reads e.g. ``configs/x.yaml: data.out must be str, got int 3``. Any YAML number
+form is a number; an input path resolves against the file that names it (:class:`ConfigPath`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from localroute.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class ConfigPath(str):
+    """A path to an input file in a config: a relative value resolves against the directory of
+    the YAML file that gives it (outputs such as ``data.out`` stay relative to the working
+    directory, where a job runs)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +44,7 @@ class RayConfig:
 @dataclass(frozen=True)
 class DataConfig:
     # None: ../shared/data (or $LOCALROUTE_SHARED_DATA) when present, else the shipped build.
-    source_dir: str | None = None
+    source_dir: ConfigPath | None = None
     out: str = "runs/data"
     sources: list[str] | None = None
 
@@ -46,86 +57,110 @@ class DataConfig:
                 raise ConfigError(f"{where}.sources: unknown source {name!r}; known: {known}")
 
 
-# Sections owned by other modules, by top-level key: "module:Class" (a dataclass with defaults).
-# They are imported only when needed, so a job loads only what it uses.
-SECTIONS: dict[str, str] = {
-    "routers": "localroute.routers.config:RoutersConfig",
-    "profile": "pipelines.profile:ProfileConfig",
-    "evaluate": "pipelines.evaluate:EvaluateConfig",
-    "serve": "serve.config:ServeConfig",
-    "submit": "localroute.submit:SubmitConfig",
-}
-
-
 @dataclass(frozen=True)
 class Config:
+    """A run config: the shared sections here, plus the sections of the jobs that read it
+    (``routers``, ``profile``, ``evaluate``, ``serve``, ``submit``), given by the application
+    that loads it, so this library never imports the jobs above it."""
+
     seed: int = 20251125
     ray: RayConfig = field(default_factory=RayConfig)
     data: DataConfig = field(default_factory=DataConfig)
     path: str | None = None  # where it was read from (not a YAML key)
-    sections: dict[str, Any] = field(default_factory=dict)  # parsed SECTIONS present in the file
+    sections: dict[str, Any] = field(default_factory=dict)  # every job section, parsed or default
 
     def __getattr__(self, name: str) -> Any:
         """`cfg.serve` etc.: the parsed section, or its defaults when the file has none."""
-        if name in SECTIONS:
-            sections = object.__getattribute__(self, "sections")
-            return sections[name] if name in sections else _section_class(name)()
+        sections = object.__getattribute__(self, "sections")
+        if name in sections:
+            return sections[name]
         raise AttributeError(name)
 
 
-def _section_class(key: str) -> type:
-    import importlib
-
-    module, _, cls = SECTIONS[key].partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"section {key!r} is not available ({exc})") from exc
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``2e7`` / ``2e-4`` as floats: PyYAML follows YAML 1.1, where a
+    float needs a dot and a signed exponent, but every reader of these files expects a number."""
 
 
-def load_config(path: str | Path) -> Config:
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping (an empty file is {}); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # a SafeLoader
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return raw
+
+
+def load_yaml(path: str | Path, cls: type[T]) -> T:
+    """Build the dataclass ``cls`` from a YAML file (links, prices...)."""
+    raw = read_yaml(path)
     try:
-        sections = {k: _build(_section_class(k), raw.pop(k), k) for k in list(raw) if k in SECTIONS}
-        if "path" in raw or "sections" in raw:
-            raise ConfigError("unknown key(s) ['path'/'sections'] at the top level")
-        return _build(Config, {**raw, "path": str(path), "sections": sections}, "")
+        return build(cls, raw, "", base=Path(path).resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
+def load_config(path: str | Path, sections: dict[str, type] | None = None) -> Config:
+    """Read a run config; ``sections`` maps the job sections the calling application knows to
+    their dataclasses (any other top-level key is an error; an absent one takes its defaults)."""
+    sections = sections or {}
+    path = Path(path)
+    raw = read_yaml(path)
+    base = path.resolve().parent
+    try:
+        if "path" in raw or "sections" in raw:
+            raise ConfigError("unknown key(s) ['path'/'sections'] at the top level")
+        parsed = {k: build(c, raw.pop(k, None) or {}, k, base=base) for k, c in sections.items()}
+        return build(Config, {**raw, "path": str(path), "sections": parsed}, "", base=base)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def build(cls: type[T], raw: Any, where: str, *, base: Path | None = None) -> T:
+    """Walk ``raw`` against the dataclass ``cls``'s type hints: unknown keys, missing required
+    fields, wrong types and a failed ``check(where)`` are errors naming the field."""
     label = where or "config"
     if not isinstance(raw, dict):
         raise ConfigError(f"{label} must be a mapping, got {type(raw).__name__}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    names = {f.name for f in fields}
+    unknown = sorted(str(k) for k in set(raw) - names)
     if unknown:
         raise ConfigError(f"{label}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    for f in fields:
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and raw.get(f.name) is None:
+            raise ConfigError(f"{where}.{f.name} is required" if where else f"{f.name} is required")
     values = {}
     for name, value in raw.items():
         if cls is Config and name == "sections":
             values[name] = value  # already parsed
             continue
-        values[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name)
+        values[name] = _coerce(hints[name], value, f"{where}.{name}" if where else name, base)
     obj = cls(**values)
     if hasattr(obj, "check"):
         obj.check(label)
     return obj
 
 
-def _coerce(hint: Any, value: Any, where: str) -> Any:
+def _coerce(hint: Any, value: Any, where: str, base: Path | None) -> Any:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -136,28 +171,36 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _coerce(arg, value, where)
+                return _coerce(arg, value, where, base)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return build(hint, value, where, base=base)
     if origin is list:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list, got {type(value).__name__}")
         (item,) = typing.get_args(hint)
-        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_coerce(item, v, f"{where}[{i}]", base) for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
         key_t, val_t = typing.get_args(hint)
         return {
-            _coerce(key_t, k, where): _coerce(val_t, v, f"{where}.{k}") for k, v in value.items()
+            _coerce(key_t, k, where, base): _coerce(val_t, v, f"{where}.{k}", base)
+            for k, v in value.items()
         }
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
     if hint is Any:
         return value
+    if hint is ConfigPath:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where} must be a path, got {type(value).__name__} {value!r}")
+        p = Path(value).expanduser()
+        return ConfigPath(p if p.is_absolute() or base is None else base / p)
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {type(value).__name__} {value!r}")
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{where} must be {hint.__name__}, got {type(value).__name__} {value!r}")
     return value

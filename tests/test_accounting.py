@@ -11,19 +11,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from localroute.accounting import (
-    Figure,
+from localroute.core.accounting import (
     SideOutcome,
     accuracy_per_joule,
-    load_measured,
-    load_prices,
     resolve_side,
     savings,
     side_outcome,
     totals,
 )
-from localroute.calibration_mlenergy import MlEnergy
-from localroute.cost import get_preset, load_latency_presets
+from localroute.core.measured import load_measured
+from localroute.core.mlenergy import MlEnergy
+from localroute.core.prices import load_prices
+from localroute.core.profiles import get_preset, load_latency_presets
+from localroute.core.sides import CLOUD, LOCAL, Figure
 from localroute.data.schema import OUTCOME_SCHEMA, to_table
 from localroute.errors import ConfigError
 
@@ -179,13 +179,13 @@ def _outcomes(n: int = 4):
 
 def test_savings_identities() -> None:
     local, cloud = _outcomes()
-    cloud_only = totals(np.zeros(4), local, cloud)
-    local_only = totals(np.ones(4), local, cloud)
+    cloud_only = totals(np.full(4, CLOUD), local, cloud)
+    local_only = totals(np.full(4, LOCAL), local, cloud)
     assert all(v == 0.0 for v in savings(cloud_only, cloud_only).values())  # cloud-only saves 0%
     s = savings(local_only, cloud_only)
     assert s["energy_j"] == pytest.approx(1 - 10 / 50) and s["flops"] == pytest.approx(0.9)
     assert s["latency_s"] == pytest.approx(1 - 1 / 3) and s["cost_usd"] == pytest.approx(0.9)
-    half = totals(np.array([1, 1, 0, 0]), local, cloud)
+    half = totals(np.array([LOCAL, LOCAL, CLOUD, CLOUD]), local, cloud)
     assert half["quality"] == pytest.approx(0.75) and half["cloud_share"] == 0.5
     assert half["energy_j"] == pytest.approx(30.0)
     assert savings(half, {**cloud_only, "energy_j": math.nan})["energy_j"] is None  # unknown, not 0
@@ -226,7 +226,8 @@ def test_side_outcome_by_hand() -> None:
 def test_prices_file_loads_and_errors_name_the_field(tmp_path: Path) -> None:
     p = load_prices(REPO / "configs/prices.yaml")
     assert p.get("gpt-4-1106-preview", "output_usd_per_m").value == 30.0
-    assert p.get("gpt-4-1106-preview", "active_params_b").provenance == "assumed"
+    # one provenance vocabulary: a stated assumption is an estimate
+    assert p.get("gpt-4-1106-preview", "active_params_b").provenance == "estimated"
     bad = tmp_path / "p.yaml"
     bad.write_text("models:\n  m:\n    input_usd_per_m: -1\n    price_provenance: published\n")
     with pytest.raises(ConfigError, match=r"models\.m\.input_usd_per_m must be a number >= 0"):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from localroute.accounting import SideOutcome, totals
-from localroute.cost import LOCAL, decide, fused_score
-from localroute.replay import at_target, cut_thresholds, sweep, sweep_alpha
+from localroute.core.accounting import SideOutcome, totals
+from localroute.core.policy import decide, fused_score
+from localroute.core.sides import LOCAL
+from localroute.core.sweep import at_target, cut_thresholds, sweep, sweep_alpha
 
 pytestmark = pytest.mark.timeout(60)
 

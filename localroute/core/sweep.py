@@ -13,9 +13,9 @@ the first threshold that keeps it local (a ``searchsorted`` into the grid), and 
 ``bincount`` plus a cumulative sum over the grid give every threshold's totals. A 1M-query trace
 and a 10 x 10 grid take well under a second on two cores (``benchmarks/bench_replay.py``).
 
-NaN handling follows :mod:`localroute.cost`: a NaN fused score never satisfies ``p~ <= theta`` and
-sorts last, so it always goes to the cloud; a NaN in an accounted quantity makes every total that
-includes that query NaN (unknown, never 0).
+NaN handling follows :mod:`localroute.core.policy`: a NaN fused score never satisfies
+``p~ <= theta`` and sorts last, so it always goes to the cloud; a NaN in an accounted quantity
+makes every total that includes that query NaN (unknown, never 0).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from localroute.core.policy import fused_score
 
 __all__ = ["SweepCurve", "at_target", "cut_thresholds", "sweep", "sweep_alpha"]
 
@@ -115,7 +117,7 @@ def _sweep_one(
     diffs: Mapping[str, FloatArray] | None = None,
 ) -> SweepCurve:
     n = p.size
-    fused = p - alpha * gap if alpha != 0 else p
+    fused = fused_score(p, alpha, 0.0, gap) if alpha != 0 else p
     if diffs is None:
         diffs = {name: loc - cld for name, (loc, cld) in q.items()}
     bases = {name: float(np.sum(cld)) for name, (_, cld) in q.items()}

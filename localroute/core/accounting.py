@@ -2,259 +2,56 @@
 
 Seed 000 (TrafficBench) reports what routing saves against sending everything to the cloud:
 energy, compute (FLOPs ~ 2 x params x tokens) and cost, at matched accuracy, and accuracy per
-joule. This module holds
-
-* :class:`Figure`: one number with its provenance (measured, calibrated, published, estimated,
-  assumed, absent) and source, so every latency and energy figure can be traced in the report;
-* :class:`SideSpec` and :func:`resolve_side`: the per-model figures of one side (local or cloud),
-  each taken from the first source that has it: the measured outcome rows, then the ML.ENERGY
-  leaderboard (calibrated), then the config (seed 001's Table I);
-* :class:`SideOutcome` and :func:`side_outcome`: per-query arrays for one side;
-* :func:`totals`, :func:`savings`, :func:`accuracy_per_joule`: the policy-level numbers.
-
-Absent figures are NaN in arrays and None in JSON, never 0.
+joule. This module holds :class:`SideSpec` and :func:`resolve_side` (the figures of one side,
+each from the first source that has it: measured rows, then ML.ENERGY (calibrated), then the
+config), :class:`SideOutcome` (per-query arrays of one side) and the policy-level numbers
+(:func:`totals`, :func:`savings`, :func:`accuracy_per_joule`). Absent figures are NaN in arrays
+and None in JSON, never 0.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
 
-from localroute.calibration_mlenergy import MlEnergy
-from localroute.cost import LatencyPreset, SideLatency, dollar_cost, flops
+from localroute.core.latency import LatencyPreset
+from localroute.core.measured import MeasuredProfile
+from localroute.core.mlenergy import MlEnergy
+from localroute.core.prices import Prices
+from localroute.core.sides import ABSENT, CLOUD, Figure, SideLatency, as_switch, nonneg
 from localroute.errors import ConfigError
-
-__all__ = [
-    "QUANTITIES",
-    "Figure",
-    "MeasuredProfile",
-    "Prices",
-    "SideOutcome",
-    "SideSpec",
-    "accuracy_per_joule",
-    "load_measured",
-    "load_prices",
-    "resolve_side",
-    "savings",
-    "side_outcome",
-    "totals",
-]
 
 FloatArray = NDArray[np.float64]
 QUANTITIES = ("quality", "latency_s", "energy_j", "flops", "cost_usd")
 """What is accounted per query; savings are reported for all but quality."""
 POINT_KEYS = ("quality", "cloud_share", "latency_s", "energy_j", "flops", "cost_usd")
 """What one operating point of a policy reports (the savings table and the report read it)."""
-FIGURE_PROVENANCES = ("measured", "calibrated", "published", "estimated", "assumed", "absent")
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One number and where it came from; ``value`` None means absent (never 0)."""
+def flops(params_b: ArrayLike, tokens: ArrayLike) -> FloatArray:
+    """Forward-pass compute, FLOPs ~ 2 x parameters x tokens (``params_b`` in billions).
 
-    value: float | None
-    provenance: str
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if self.provenance not in FIGURE_PROVENANCES:
-            raise ValueError(f"provenance must be one of {FIGURE_PROVENANCES}")
-        if self.value is None and self.provenance != "absent":
-            raise ValueError("an absent value must have provenance 'absent'")
-
-    @property
-    def f(self) -> float:
-        return math.nan if self.value is None else float(self.value)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "provenance": self.provenance, "source": self.source}
+    The standard dense-transformer approximation (one multiply-add per weight per token); it
+    ignores attention's context-length term, so it undercounts long contexts.
+    """
+    return 2.0 * nonneg(params_b, "params_b") * 1e9 * nonneg(tokens, "tokens")
 
 
-ABSENT = Figure(None, "absent", "")
-
-
-# --------------------------------------------------------------------------- measured rows
-
-
-@dataclass(frozen=True)
-class MeasuredProfile:
-    """Per-token times (and energy where metered) of one model on one machine, from outcome rows
-    with provenance ``measured`` (``localroute profile`` / the demo's profile stage)."""
-
-    model: str
-    hardware: str
-    n_rows: int
-    prefill_s_per_token: float | None
-    decode_s_per_token: float | None
-    energy_per_output_token_j: float | None
-    params_b: float | None
-    path: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.model} on {self.hardware} ({self.n_rows} measured rows in {self.path})"
-
-
-def load_measured(path: str | Path) -> MeasuredProfile | None:
-    """The measured model with the most rows under ``path`` (Parquet files, OUTCOME_SCHEMA);
-    None when there are no usable measured rows."""
-    import pyarrow.parquet as pq
-
-    root = Path(path)
-    if not root.exists():
-        raise ConfigError(f"evaluate.measured: {root} does not exist")
-    files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
-    tables = []
-    for f in files:
-        try:
-            t = pq.read_table(f)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise ConfigError(
-                f"evaluate.measured: {f} is not a readable Parquet file ({exc})"
-            ) from None
-        need = {"model", "hardware", "tpot_s", "ttft_s", "tokens_in", "tokens_out", "provenance"}
-        if not need <= set(t.column_names):
-            continue
-        cols = sorted(
-            need | ({"energy_j", "energy_provenance", "model_size_b"} & set(t.schema.names))
-        )
-        tables.append(t.select(cols))
-    if not tables:
-        return None
-    t = pa.concat_tables(tables, promote_options="permissive")
-    t = t.filter(pc.and_(pc.equal(t["provenance"], "measured"), pc.is_valid(t["tpot_s"])))
-    if t.num_rows == 0:
-        return None
-    key = [
-        f"{m}\x00{h}"
-        for m, h in zip(t["model"].to_pylist(), t["hardware"].to_pylist(), strict=True)
-    ]
-    keys, counts = np.unique(np.array(key, dtype=object), return_counts=True)
-    best = str(keys[np.argmax(counts)])
-    mask = np.array([k == best for k in key])
-    t = t.filter(pa.array(mask))
-    model, hardware = best.split("\x00")
-    tpot = t["tpot_s"].to_numpy(zero_copy_only=False).astype(float)
-    ttft = np.asarray(t["ttft_s"].to_numpy(zero_copy_only=False), dtype=float)
-    tin = np.asarray(t["tokens_in"].to_numpy(zero_copy_only=False), dtype=float)
-    ok = np.isfinite(ttft) & (tin > 0)
-    prefill = float(np.median(ttft[ok] / tin[ok])) if ok.any() else None
-    energy = None
-    if "energy_j" in t.column_names and "energy_provenance" in t.column_names:
-        e = np.asarray(t["energy_j"].to_numpy(zero_copy_only=False), dtype=float)
-        tout = np.asarray(t["tokens_out"].to_numpy(zero_copy_only=False), dtype=float)
-        measured = np.array([p == "measured" for p in t["energy_provenance"].to_pylist()])
-        okE = measured & np.isfinite(e) & (tout > 0)
-        if okE.any():
-            energy = float(np.median(e[okE] / tout[okE]))
-    size = None
-    if "model_size_b" in t.column_names:
-        sizes = [s for s in t["model_size_b"].to_pylist() if s is not None]
-        size = float(sizes[0]) if sizes else None
-    return MeasuredProfile(
-        model=model,
-        hardware=hardware or "unknown hardware",
-        n_rows=t.num_rows,
-        prefill_s_per_token=prefill,
-        decode_s_per_token=float(np.nanmedian(tpot)),
-        energy_per_output_token_j=energy,
-        params_b=size,
-        path=str(root),
-    )
-
-
-# --------------------------------------------------------------------------- prices and sizes
-
-
-@dataclass(frozen=True)
-class Prices:
-    """``configs/prices.yaml``: electricity price and per-model API prices and active sizes."""
-
-    electricity_usd_per_kwh: Figure
-    models: Mapping[str, Mapping[str, Figure]] = field(default_factory=dict)
-
-    def get(self, model: str, key: str) -> Figure | None:
-        return self.models.get(model, {}).get(key)
-
-
-def _num(spec: Mapping[str, Any], key: str, where: str) -> float | None:
-    v = spec.get(key)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-        raise ConfigError(f"{where}.{key} must be a number >= 0, got {v!r}")
-    return float(v)
-
-
-def _prov(spec: Mapping[str, Any], key: str, where: str) -> str:
-    v = spec.get(key)
-    if v not in FIGURE_PROVENANCES or v == "absent":
-        raise ConfigError(f"{where}.{key} must be one of published, estimated, assumed; got {v!r}")
-    return str(v)
-
-
-def load_prices(path: str | Path) -> Prices:
-    import yaml
-
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror or exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{p}: expected a mapping with 'electricity' and 'models'")
-    unknown = sorted(set(doc) - {"electricity", "models"})
-    if unknown:
-        raise ConfigError(f"{p}: unknown key(s) {unknown}; allowed: ['electricity', 'models']")
-    el = doc.get("electricity") or {}
-    where = f"{p}: electricity"
-    kwh = _num(el, "usd_per_kwh", where)
-    electricity = (
-        ABSENT
-        if kwh is None
-        else Figure(kwh, _prov(el, "provenance", where), str(el.get("source", "")))
-    )
-    models: dict[str, dict[str, Figure]] = {}
-    allowed = {
-        "input_usd_per_m",
-        "output_usd_per_m",
-        "price_provenance",
-        "price_source",
-        "active_params_b",
-        "params_provenance",
-        "params_source",
-    }
-    for name, spec in (doc.get("models") or {}).items():
-        where = f"{p}: models.{name}"
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{where} must be a mapping")
-        bad = sorted(set(spec) - allowed)
-        if bad:
-            raise ConfigError(f"{where}: unknown key(s) {bad}; allowed: {sorted(allowed)}")
-        figs: dict[str, Figure] = {}
-        for key in ("input_usd_per_m", "output_usd_per_m"):
-            v = _num(spec, key, where)
-            if v is not None:
-                figs[key] = Figure(
-                    v, _prov(spec, "price_provenance", where), str(spec.get("price_source", ""))
-                )
-        v = _num(spec, "active_params_b", where)
-        if v is not None:
-            figs["active_params_b"] = Figure(
-                v, _prov(spec, "params_provenance", where), str(spec.get("params_source", ""))
-            )
-        models[str(name)] = figs
-    return Prices(electricity, models)
+def dollar_cost(
+    tokens_in: ArrayLike,
+    tokens_out: ArrayLike,
+    price_in_per_m: ArrayLike,
+    price_out_per_m: ArrayLike,
+) -> FloatArray:
+    """API cost in dollars from token counts and prices per million tokens (NaN if any unknown)."""
+    cin = nonneg(tokens_in, "tokens_in") * nonneg(price_in_per_m, "price_in_per_m")
+    cout = nonneg(tokens_out, "tokens_out") * nonneg(price_out_per_m, "price_out_per_m")
+    return (cin + cout) / 1e6
 
 
 # --------------------------------------------------------------------------- one side
@@ -291,9 +88,7 @@ class SideSpec:
             prefill_s_per_token=self.prefill_s_per_token.value,
             decode_s_per_token=self.decode_s_per_token.f,
             mean_response_tokens=self.mean_response_tokens.f,
-            provenance=prov
-            if prov in ("published", "estimated", "measured", "calibrated")
-            else "estimated",
+            provenance=prov,  # type: ignore[arg-type]
             source=self.decode_s_per_token.source,
         )
 
@@ -515,14 +310,14 @@ def side_outcome(
 
 
 def totals(decision: ArrayLike, local: SideOutcome, cloud: SideOutcome) -> dict[str, float]:
-    """Mean per query of each quantity for a decision vector (1 = local, 0 = cloud), plus the
+    """Mean per query of each quantity for a decision vector (CLOUD = 1, LOCAL = 0), plus the
     cloud share; eq. 8's selection, so a NaN on the side not taken does not count."""
-    d = np.asarray(decision).astype(bool)
+    to_cloud = as_switch(np.asarray(decision) == CLOUD)
     out: dict[str, float] = {}
     for name in QUANTITIES:
-        v = np.where(d, local.get(name), cloud.get(name))
+        v = np.where(to_cloud, cloud.get(name), local.get(name))
         out[name] = float(np.mean(v)) if v.size else math.nan
-    out["cloud_share"] = float(np.mean(~d)) if d.size else math.nan
+    out["cloud_share"] = float(np.mean(to_cloud)) if to_cloud.size else math.nan
     return out
 
 

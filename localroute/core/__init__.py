@@ -1,0 +1,1 @@
+"""The routing core: sides and figures, the latency model, the policy, replay, sweep, accounting."""
