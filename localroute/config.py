@@ -204,3 +204,14 @@ def _coerce(hint: Any, value: Any, where: str, base: Path | None) -> Any:
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         raise ConfigError(f"{where} must be {hint.__name__}, got {type(value).__name__} {value!r}")
     return value
+
+
+def load_section(path: str | Path, key: str, cls: type[T]) -> T:
+    """One section of a run config (its defaults when absent), for a component that reads only
+    its own, e.g. the Serve application started from a config file on a cluster."""
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        return build(cls, raw.get(key) or {}, key, base=path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

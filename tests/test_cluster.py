@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cli.config import load_config
 from localroute import placement
-from localroute.config import load_config
 from localroute.errors import ConfigError
 from localroute.placement import (
     ACCELERATOR_LABEL,
@@ -258,7 +258,7 @@ def test_rayservice_serves_configs_serve_yaml():
 
 
 def test_rayjobs_run_existing_commands_on_the_raycluster():
-    from localroute.cli import build_parser
+    from cli.main import build_parser
     from localroute.submit import JOB_KINDS
 
     cluster_name = _raycluster()["metadata"]["name"]

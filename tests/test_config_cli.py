@@ -8,8 +8,8 @@ import sys
 import pyarrow.compute as pc
 import pytest
 
-from localroute.cli import build_parser
-from localroute.config import load_config
+from cli.config import load_config
+from cli.main import build_parser
 from localroute.data.build import read_table
 from localroute.errors import ConfigError
 
@@ -44,7 +44,7 @@ def test_config_errors_name_the_field(tmp_path, text, message):
 
 def test_missing_config_exits_2_with_one_line(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "localroute.cli", "demo", "--config", str(tmp_path / "none.yaml")],
+        [sys.executable, "-m", "cli.main", "demo", "--config", str(tmp_path / "none.yaml")],
         capture_output=True,
         text=True,
     )
@@ -67,7 +67,7 @@ def test_every_subcommand_has_help():
     assert ("data", "build") in commands and ("demo",) in commands
     for command in commands:
         proc = subprocess.run(
-            [sys.executable, "-m", "localroute.cli", *command, "--help"],
+            [sys.executable, "-m", "cli.main", *command, "--help"],
             capture_output=True,
             text=True,
         )

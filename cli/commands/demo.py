@@ -8,7 +8,7 @@ DEFAULT_CONFIG = "configs/local.yaml"
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pipelines.demo import run_demo
+    from cli.demo import run_demo
 
     return run_demo(args.config, args.out)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localroute.commands import register_all
+from cli.commands import register_all
 from localroute.errors import LocalrouteError
 
 

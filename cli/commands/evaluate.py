@@ -9,7 +9,7 @@ DEFAULT_CONFIG = "configs/local.yaml"
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from localroute.config import load_config
+    from cli.config import load_config
     from pipelines.evaluate import run_evaluate
 
     cfg = load_config(args.config)

@@ -45,7 +45,7 @@ def _train(cfg, data_dir: Path, out_dir: Path) -> Path:
 
 
 def run_demo(config_path: str, out: str) -> int:
-    from localroute.config import load_config
+    from cli.config import load_config
     from localroute.ray_runtime import ray_session
     from pipelines.evaluate import demo_stage as evaluate_stage
     from pipelines.profile import demo_stage as profile_stage

@@ -10,7 +10,7 @@ DEFAULT_CONFIG = "configs/local.yaml"
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from localroute.config import load_config
+    from cli.config import load_config
     from localroute.ray_runtime import ray_session
     from serve.app import start, stop
 

@@ -18,9 +18,10 @@ def data_dir_for(cfg) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from localroute.config import load_config
-    from localroute.ray_runtime import ray_session
     from localroute.routers.base import get_router_class
+
+    from cli.config import load_config
+    from localroute.ray_runtime import ray_session
     from pipelines.routers import train_one
 
     cfg = load_config(args.config)
@@ -34,10 +35,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from localroute.config import load_config
+    from localroute.routers.base import get_router_class
+
+    from cli.config import load_config
     from localroute.errors import ConfigError
     from localroute.ray_runtime import ray_session
-    from localroute.routers.base import get_router_class
     from pipelines.routers import evaluate_routers
 
     cfg = load_config(args.config)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _profile(args: argparse.Namespace) -> int:
-    from localroute.config import load_config
+    from cli.config import load_config
     from localroute.data.build import build
     from localroute.ray_runtime import ray_session
     from pipelines.profile import run_profile
