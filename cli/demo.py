@@ -1,75 +1,152 @@
 """The demo: every stage of the system in order, on the config's Ray (a local one by default).
 
 data -> Ray Data (published outcomes) -> Ray Data profiling of a local model -> Ray Train router
--> evaluation report (cost model) -> Ray Serve router answering a multi-turn conversation.
+-> evaluation of that router artifact (cost model, report) -> Ray Serve serving that artifact to
+a multi-turn conversation. The terminal gets one header, a live timer and one result line per
+stage and a summary table; everything the libraries print goes to ``<out>/logs/demo.log``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cli.console import Console
+from localroute.errors import LocalrouteError
+
+STAGES = 6
 
 
-def _data(cfg, out_dir: Path) -> Path:
+def _data(cfg, out_dir: Path, con: Console) -> Path:
     from localroute.data.build import build, summary
 
     data_dir = out_dir / "data"
-    print(f"== data: building the outcome table into {data_dir}")
-    manifest = build(data_dir, cfg.data.source_dir, cfg.data.sources, log=lambda *_: None)
-    counts = summary(data_dir)
-    print(
-        f"   {sum(counts['queries'].values())} queries, {sum(counts['outcomes'].values())} "
-        f"published outcome rows from {len(manifest['sources'])} sources ({manifest['origin']})"
-    )
+    with con.stage("data", "the outcome table from public per-query results") as row:
+        manifest = build(data_dir, cfg.data.source_dir, cfg.data.sources, log=lambda *_: None)
+        counts = summary(data_dir)
+        row.measured = (
+            f"{sum(counts['queries'].values())} queries, {sum(counts['outcomes'].values())} "
+            f"outcome rows, {len(manifest['sources'])} sources"
+        )
+        row.output = str(data_dir)
     return data_dir
 
 
-def _published_quality(data_dir: Path, out_dir: Path) -> None:
+def _published_quality(data_dir: Path, out_dir: Path, con: Console) -> None:
     from pipelines.data_overview import model_quality
 
-    print("== Ray Data: mean published score per source and model")
-    rows = model_quality(data_dir)
-    for row in rows:
-        print(f"   {row['source']:<18}{row['model']:<48}{row['mean_score']:.3f}  n={row['n']}")
-    (out_dir / "model_quality.json").write_text(json.dumps(rows, indent=1) + "\n")
+    with con.stage("Ray Data", "mean published score per source and model") as row:
+        rows = model_quality(data_dir)
+        path = out_dir / "model_quality.json"
+        path.write_text(json.dumps(rows, indent=1) + "\n")
+        row.measured = f"{len(rows)} (source, model) means"
+        row.output = str(path)
 
 
-def _train(cfg, data_dir: Path, out_dir: Path) -> Path:
+def _profile(cfg, out_dir: Path, con: Console) -> None:
+    from pipelines.profile import demo_stage
+
+    with con.stage("profile", "Ray Data runs the local model on real queries") as row:
+        res = demo_stage(cfg, out_dir)
+        med = res.get("median_latency_s")
+        row.measured = (
+            f"{res.get('rows', 0)} rows of {', '.join(res.get('models', []))}, median "
+            f"{med:.2f} s (measured)"
+            if med
+            else f"{res.get('rows', 0)} rows"
+        )
+        row.output = str(res.get("written", out_dir / "profile"))
+
+
+def _random_band(labels: Any, seeds: int = 20) -> tuple[float, float]:
+    """Mean and std of a coin-flip router's test AUC over ``seeds`` seeds: the band a learned
+    router must clear to have learned anything."""
+    from localroute.metrics import roc_auc
+
+    y = np.asarray(labels)
+    aucs = [roc_auc(y, np.random.default_rng(s).random(y.size)) for s in range(seeds)]
+    return float(np.mean(aucs)), float(np.std(aucs))
+
+
+def _train(cfg, data_dir: Path, out_dir: Path, con: Console) -> Path:
     from pipelines.routers import train_one
 
     rc = cfg.routers
     artifact = out_dir / "routers" / rc.default
-    print(f"== Ray Train: router {rc.default} on {rc.default_data} ({rc.default_pair})")
-    train_one(cfg, rc.default, rc.default_data, rc.default_pair, data_dir, artifact)
+    with con.stage("train", f"router {rc.default} on {rc.default_data} ({rc.default_pair})") as row:
+        metrics = train_one(cfg, rc.default, rc.default_data, rc.default_pair, data_dir, artifact)
+        test = metrics.get("test", {})
+        auc = test.get("auc")
+        band = metrics.get("random_band")
+        if band is None and "test_labels" in metrics:
+            band = _random_band(metrics["test_labels"])
+        text = f"test AUC {auc:.3f}" if isinstance(auc, float) and math.isfinite(auc) else "AUC -"
+        if band:
+            text += f" vs random {band[0]:.3f} +/- {band[1]:.3f} (20 seeds)"
+        ece = test.get("ece")
+        if isinstance(ece, float):
+            text += f", ECE {ece:.3f}"
+        row.measured = text
+        row.output = str(artifact)
     return artifact
 
 
-def run_demo(config_path: str, out: str) -> int:
+def _evaluate(cfg, out_dir: Path, artifact: Path, con: Console) -> None:
+    from pipelines.evaluate import demo_stage
+
+    with con.stage("evaluate", "the served artifact through the cost model") as row:
+        res = demo_stage(cfg, out_dir, out_dir / "profile", artifact=artifact)
+        row.measured = str(res.get("headline", "report written"))
+        row.output = str(out_dir / "evaluate" / "report.html")
+
+
+def _serve(cfg, out_dir: Path, artifact: Path, con: Console) -> None:
+    from serve.demo import demo_stage
+
+    with con.stage("serve", "Ray Serve answers a 3-turn conversation") as row:
+        res = demo_stage(cfg, out_dir, artifact)
+        turns = res.get("turns", [])
+        for t in turns:
+            p, side = t.get("p"), t.get("decision", "?")
+            first = " ".join(str(t.get("answer", "")).split()[:6])
+            con.say(f"      turn {t.get('turn')}: {side:<5} p={p}  {first}")
+        sides = [t.get("decision") for t in turns]
+        row.measured = f"{len(turns)} turns served: " + ", ".join(str(s) for s in sides)
+        row.output = str(out_dir / "serve_demo.json")
+
+
+def run_demo(config_path: str, out: str, verbose: bool = False) -> int:
     from cli.config import load_config
     from localroute.ray_runtime import ray_session
-    from pipelines.evaluate import demo_stage as evaluate_stage
-    from pipelines.profile import demo_stage as profile_stage
-    from serve.demo import demo_stage as serve_stage
 
     cfg = load_config(config_path)
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = _data(cfg, out_dir)
-    with ray_session(cfg.ray):
-        _published_quality(data_dir, out_dir)
-        profile_stage(cfg, out_dir)
-        artifact = _train(cfg, data_dir, out_dir)
-        evaluate_stage(cfg, out_dir, out_dir / "profile")
-        serve_stage(cfg, out_dir, artifact)
-    print("outputs:")
-    for path in (
-        data_dir,
-        out_dir / "model_quality.json",
-        out_dir / "profile",
-        artifact,
-        out_dir / "evaluate" / "report.html",
-        out_dir / "evaluate" / "metrics.json",
-        out_dir / "serve_demo.json",
-    ):
-        print(f"   {path}")
+    log = out_dir / "logs" / "demo.log"
+    with Console(log, verbose=verbose, n_stages=STAGES) as con:
+        con.say(f"localroute demo: {config_path} -> {out_dir}")
+        try:
+            data_dir = _data(cfg, out_dir, con)
+            with ray_session(cfg.ray, log_to_driver=verbose):
+                _published_quality(data_dir, out_dir, con)
+                _profile(cfg, out_dir, con)
+                artifact = _train(cfg, data_dir, out_dir, con)
+                _evaluate(cfg, out_dir, artifact, con)
+                _serve(cfg, out_dir, artifact, con)
+        except LocalrouteError:
+            raise  # the CLI prints its one line
+        except Exception as exc:
+            stage = con.rows[-1].name if con.rows else "data"
+            raise DemoError(
+                f"{stage} stage failed: {type(exc).__name__}: {exc} (log: {log})"
+            ) from exc
+        con.summary()
     return 0
+
+
+class DemoError(LocalrouteError):
+    """A stage failed for a reason outside the user's input; the log has the whole story."""
