@@ -1,4 +1,4 @@
-"""Time the vectorised threshold x alpha sweep (localroute.replay) on a 1M-query trace.
+"""Time the vectorised threshold x alpha sweep (localroute.core.sweep) on a 1M-query trace.
 
 The trace is drawn, with replacement, from the real per-query rows of one model pair's test
 split (default: RouteLLM MMLU, Mixtral-8x7B vs gpt-4-1106): each drawn query keeps its real
@@ -7,6 +7,7 @@ per-side quality, latency, energy, FLOPs and dollars. The sweep is 10 alphas x 1
 (100 operating points) unless told otherwise.
 
     .venv/bin/python benchmarks/bench_replay.py --data runs/demo/data [--n 1000000] [--repeat 3]
+        [--artifact runs/demo/routers/mlp]   # score with a trained router (default: task-prior)
 
 Not a timed test: the figure goes in BENCHMARKS.md with the machine it ran on.
 """
@@ -30,38 +31,46 @@ def main() -> int:
     ap.add_argument("--data", default="runs/demo/data", help="a data build (localroute data build)")
     ap.add_argument("--config", default="configs/local.yaml")
     ap.add_argument("--source", default="routellm_mmlu")
-    ap.add_argument("--router", default="task-prior", help="router whose scores the trace carries")
+    ap.add_argument(
+        "--router", default="task-prior", help="baseline router whose scores the trace carries"
+    )
+    ap.add_argument("--artifact", help="a router artifact (localroute train) to score with instead")
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--alphas", type=int, default=10)
     ap.add_argument("--thetas", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    from localroute.config import load_config
-    from localroute.replay import sweep
-    from pipelines.evaluate import PairSpec, _make_ctx, _pair, _quantities
-
-    cfg = load_config(args.config)
-    ev = cfg.evaluate
     import dataclasses
 
-    ev = dataclasses.replace(ev, routers=[args.router], learned=[args.router])
-    ctx = _make_ctx(ev, cfg.seed, Path(args.data), None, log=lambda *_: None)
+    from cli.config import load_config
+    from localroute.core.policy import fused_score
+    from localroute.core.sweep import sweep
+    from pipelines.evaluate import PairSpec
+    from pipelines.evaluate.context import load_artifact, make_context
+    from pipelines.evaluate.pairs import PairTables
+
+    cfg = load_config(args.config)
+    label = "learned" if args.artifact else args.router
+    ev = dataclasses.replace(cfg.evaluate, routers=[label])
+    art = load_artifact(args.artifact) if args.artifact else None
+    quiet = lambda *_: None  # noqa: E731
+    ctx = make_context(ev, cfg.seed, Path(args.data), None, quiet, artifact=art)
     spec = next(
         (p for p in [*ev.mmlu, *ev.gsm8k, *ev.savings_pairs] if p.source == args.source),
         PairSpec("bench", args.source, "", "", 0.03),
     )
-    d = _pair(ctx, spec)
+    d = PairTables(ctx).single_turn(spec, "bench")
     if d is None:
         print(f"error: {args.source} is not in {args.data}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(cfg.seed)
-    idx = rng.integers(0, d.n_test, args.n)
-    p = d.scores[args.router][idx]
+    idx = rng.integers(0, d.n, args.n)
+    p = d.scores[label].p[idx]
     gap = d.gap[idx]
-    q = {k: (loc[idx], cld[idx]) for k, (loc, cld) in _quantities(d).items()}
+    q = {k: (loc[idx], cld[idx]) for k, (loc, cld) in d.quantities().items()}
     alphas = np.linspace(0.0, 2 * max(spec.alpha, 0.01), args.alphas)
-    fused_range = np.concatenate([p - a * gap for a in (alphas[0], alphas[-1])])
+    fused_range = np.concatenate([fused_score(p, a, 0.0, gap) for a in (alphas[0], alphas[-1])])
     thetas = np.quantile(fused_range, np.linspace(0.0, 1.0, args.thetas))
     times = []
     for _ in range(args.repeat):
@@ -71,8 +80,8 @@ def main() -> int:
     points = sum(c.theta.size for c in curves)
     share = np.concatenate([c.cloud_share for c in curves])
     print(
-        f"trace: {args.n:,} queries drawn from {d.n_test} real {args.source} test rows "
-        f"({spec.local or '?'} vs {spec.cloud or '?'}), router {d.router_names[args.router]}"
+        f"trace: {args.n:,} queries drawn from {d.n} real {args.source} test rows "
+        f"({spec.local or '?'} vs {spec.cloud or '?'}), router {d.scores[label].router}"
     )
     print(
         f"sweep: {len(alphas)} alphas x {args.thetas} thresholds = {points} operating points, "

@@ -9,18 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localroute.cli import main
-from localroute.config import load_config
+from cli.config import load_config
+from cli.main import main
 from localroute.data.schema import OUTCOME_SCHEMA, to_table
 from localroute.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(240)
 
 SOURCES = ["routellm_mmlu", "routellm_gsm8k", "routellm_mtbench", "mtbench", "llmrouter"]
+PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
 LIGHT = """
 evaluate:
+  router_artifact: {artifact}
   routers: [learned, random, oracle]
-  learned: [task-prior]
   max_train_rows: 400
   max_test_rows: 300
   mtbench_thresholds: 21
@@ -37,33 +38,45 @@ def small_build(tmp_path_factory) -> Path:
     return out
 
 
-def _config(tmp_path: Path, extra: str = "") -> Path:
+@pytest.fixture(scope="module")
+def artifact(small_build: Path, tmp_path_factory) -> Path:
+    """The learned router, written by `localroute train` (evaluate loads it, never fits it)."""
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = tmp / "train.yaml"
+    cfg.write_text(f"data:\n  out: {small_build}\n")
+    out = tmp / "task-prior"
+    argv = ["train", "--config", str(cfg), "--router", "task-prior", "--pair", PAIR]
+    assert main([*argv, "--data", "routellm_mmlu", "--out", str(out)]) == 0
+    assert (out / "router.json").is_file()
+    return out
+
+
+def _config(tmp_path: Path, artifact: Path | str | None, extra: str = "") -> Path:
     path = tmp_path / "cfg.yaml"
-    path.write_text(LIGHT.format(extra=extra))
+    path.write_text(LIGHT.format(artifact=artifact or "null", extra=extra))
     return path
 
 
 @pytest.fixture(scope="module")
-def evaluated(small_build: Path, tmp_path_factory) -> Path:
+def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("eval")
     out = tmp / "out"
-    rc = main(
-        ["evaluate", "--config", str(_config(tmp)), "--data", str(small_build), "--out", str(out)]
-    )
+    cfg = _config(tmp, artifact)
+    rc = main(["evaluate", "--config", str(cfg), "--data", str(small_build), "--out", str(out)])
     assert rc == 0
     return out
 
 
 def test_metrics_hold_the_three_seed_experiments(evaluated: Path) -> None:
     m = json.loads((evaluated / "metrics.json").read_text())
-    for key in ("seed001_mmlu", "seed001_gsm8k", "seed001_mtbench", "seed000_savings"):
+    for key in ("fusion_mmlu", "fusion_gsm8k", "fusion_multiturn", "savings"):
         assert key in m
-    pair = m["seed001_mmlu"]["pairs"]["mixtral-vs-gpt4"]
+    pair = m["fusion_mmlu"]["pairs"]["mixtral-vs-gpt4"]
     assert pair["n_test"] == 300 and set(pair["routers"]) == {"learned", "random", "oracle"}
     assert pair["routers"]["learned"]["router"] == "task-prior"
     # RouterDC is evaluation-only and not shipped: skipped with a note, not a failure
-    assert any("routerdc_mmlu" in n for n in m["seed001_mmlu"]["skipped"])
-    assert "llama3-8b-vs-gpt4" not in m["seed001_gsm8k"]["pairs"]
+    assert any("routerdc_mmlu" in n for n in m["fusion_mmlu"]["skipped"])
+    assert "llama3-8b-vs-gpt4" not in m["fusion_gsm8k"]["pairs"]
     # the curve at alpha 0 runs from all-cloud to all-local, monotonically
     c = pair["routers"]["random"]["curves"]["0"]
     assert c["cloud_share"][0] == 1.0 and c["cloud_share"][-1] == 0.0
@@ -92,7 +105,7 @@ def test_metrics_hold_the_three_seed_experiments(evaluated: Path) -> None:
 
 
 def test_savings_table_identities(evaluated: Path) -> None:
-    rows = json.loads((evaluated / "metrics.json").read_text())["seed000_savings"]["rows"]
+    rows = json.loads((evaluated / "metrics.json").read_text())["savings"]["rows"]
     sources = {r["source"] for r in rows}
     assert {"routellm_mmlu", "routellm_gsm8k", "llmrouter"} <= sources
     for r in rows:
@@ -104,7 +117,7 @@ def test_savings_table_identities(evaluated: Path) -> None:
 
 
 def test_mtbench_replay_with_and_without_context(evaluated: Path) -> None:
-    mt = json.loads((evaluated / "metrics.json").read_text())["seed001_mtbench"]
+    mt = json.loads((evaluated / "metrics.json").read_text())["fusion_multiturn"]
     assert mt["n_conversations"] > 50 and mt["n_turns"] == 2 * mt["n_conversations"]
     for r in mt["routers"].values():
         for mode in ("context_aware", "context_agnostic"):
@@ -116,7 +129,7 @@ def test_mtbench_replay_with_and_without_context(evaluated: Path) -> None:
 
 def test_report_is_self_contained_with_provenance(evaluated: Path) -> None:
     html = (evaluated / "report.html").read_text()
-    for key in ("seed001_mmlu", "seed001_gsm8k", "seed001_mtbench", "seed000_savings"):
+    for key in ("fusion_mmlu", "fusion_gsm8k", "fusion_multiturn", "savings"):
         assert f"id='{key}'" in html
     srcs = re.findall(r'src="([^"]+)"', html)
     assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
@@ -125,7 +138,9 @@ def test_report_is_self_contained_with_provenance(evaluated: Path) -> None:
     assert "decode_s_per_token" in html and "energy_per_output_token_j" in html
 
 
-def test_measured_rows_drive_the_local_side(small_build: Path, tmp_path: Path) -> None:
+def test_measured_rows_drive_the_local_side(
+    small_build: Path, artifact: Path, tmp_path: Path
+) -> None:
     from pipelines.evaluate import demo_stage
 
     rows = [
@@ -155,13 +170,13 @@ def test_measured_rows_drive_the_local_side(small_build: Path, tmp_path: Path) -
     out = tmp_path / "demo"
     out.mkdir()
     (out / "data").symlink_to(small_build)
-    cfg = load_config(_config(tmp_path))
-    res = demo_stage(cfg, out, prof)
+    cfg = load_config(_config(tmp_path, None))
+    res = demo_stage(cfg, out, prof, artifact=artifact)
     m = json.loads(Path(res["metrics"]).read_text())
     assert (
         m["measured"]["model"] == "tiny-qwen2-test" and m["measured"]["hardware"] == "cpu: test box"
     )
-    local = m["seed001_gsm8k"]["pairs"]["mixtral-vs-gpt4"]["sides"]["local"]["figures"]
+    local = m["fusion_gsm8k"]["pairs"]["mixtral-vs-gpt4"]["sides"]["local"]["figures"]
     assert local["decode_s_per_token"] == {
         "value": 0.02,
         "provenance": "measured",
@@ -171,11 +186,11 @@ def test_measured_rows_drive_the_local_side(small_build: Path, tmp_path: Path) -
     assert "tiny-qwen2-test on cpu: test box" in Path(res["report"]).read_text()
 
 
-def test_bad_input_names_the_field(tmp_path: Path, small_build: Path) -> None:
+def test_bad_input_names_the_field(tmp_path: Path, small_build: Path, artifact: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"evaluate\.link: unknown link profile 'moon'; known: 5g"
     ):
-        load_config(_config(tmp_path, "  link: moon\n"))
+        load_config(_config(tmp_path, artifact, "  link: moon\n"))
     links = tmp_path / "links.yaml"
     links.write_text(
         "links:\n  bad:\n    bandwidth_tokens_s: -5\n    overhead_s: 0.01\n"
@@ -183,19 +198,25 @@ def test_bad_input_names_the_field(tmp_path: Path, small_build: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"links\.bad\.bandwidth_tokens_s must be > 0"):
         load_config(
-            _config(tmp_path, f"  links_file: {links}\n  link: bad\n  table1_preset: null\n")
+            _config(
+                tmp_path, artifact, f"  links_file: {links}\n  link: bad\n  table1_preset: null\n"
+            )
         )
     with pytest.raises(ConfigError, match=r"evaluate\.mmlu\[0\]\.alpha must be"):
         load_config(
             _config(
                 tmp_path,
+                artifact,
                 "  mmlu: [{name: x, source: routellm_mmlu, local: a, cloud: b, alpha: -1}]\n",
             )
         )
     with pytest.raises(ConfigError, match=r"evaluate\.routers\[0\]: unknown router"):
         load_config(_write(tmp_path, "evaluate:\n  routers: [nope]\n"))
     # a model with no latency source: no measured rows, no ML.ENERGY, no Table I fallback
-    cfg = _write(tmp_path, LIGHT.format(extra="  mlenergy_dir: none\n  table1_preset: null\n"))
+    cfg = _write(
+        tmp_path,
+        LIGHT.format(artifact=artifact, extra="  mlenergy_dir: none\n  table1_preset: null\n"),
+    )
     with pytest.raises(ConfigError, match=r"no latency source for local model 'mistralai/Mixtral"):
         from pipelines.evaluate import run_evaluate
 
@@ -212,15 +233,111 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_response_length_order_is_configurable(tmp_path: Path, small_build: Path) -> None:
+def test_response_length_order_is_configurable(
+    tmp_path: Path, small_build: Path, artifact: Path
+) -> None:
     from pipelines.evaluate import run_evaluate
 
     with pytest.raises(ConfigError, match=r"evaluate\.response_lengths\[0\] must be"):
         load_config(_write(tmp_path, "evaluate:\n  response_lengths: [guess]\n"))
-    cfg = load_config(_config(tmp_path, "  response_lengths: [config]\n  max_test_rows: 50\n"))
+    cfg = load_config(
+        _config(tmp_path, artifact, "  response_lengths: [config]\n  max_test_rows: 50\n")
+    )
     m = run_evaluate(cfg, small_build, tmp_path / "o", log=lambda *_: None)
-    sides = m["seed001_mmlu"]["pairs"]["mixtral-vs-gpt4"]["sides"]
+    sides = m["fusion_mmlu"]["pairs"]["mixtral-vs-gpt4"]["sides"]
     # seed 001 Table II (MMLU): 1254.4 and 4567.9 tokens, from the config preset
     assert sides["local"]["figures"]["mean_response_tokens"]["value"] == 1254.4
     assert sides["cloud"]["figures"]["mean_response_tokens"]["value"] == 4567.9
     assert "paper-table1" in sides["cloud"]["figures"]["mean_response_tokens"]["source"]
+
+
+def test_the_learned_router_is_the_trained_artifact(evaluated: Path, artifact: Path) -> None:
+    """evaluate loads the artifact `localroute train` wrote and names it; it fits no learned
+    router of its own (its scores on the trained pair equal the artifact's)."""
+    from localroute.routers import load_router
+
+    m = json.loads((evaluated / "metrics.json").read_text())
+    spec = json.loads((artifact / "router.json").read_text())
+    art = m["artifact"]
+    assert art["path"] == str(artifact.resolve()) and art["router"] == "task-prior"
+    assert art["fingerprint"] == spec["info"].get("fingerprint")
+    assert art["trained_on"]["source"] == "routellm_mmlu"
+    assert m["routers"]["learned"] == "task-prior"
+    for key in ("fusion_mmlu", "fusion_gsm8k"):
+        for pair in m[key]["pairs"].values():
+            assert pair["routers"]["learned"]["router"] == "task-prior"
+    html = (evaluated / "report.html").read_text()
+    assert str(artifact.resolve()) in html and "every pair is scored" in html
+    if art["fingerprint"]:
+        assert art["fingerprint"] in html
+    # the artifact's own prior is what scored the learned curves: a task-prior refitted on the
+    # evaluate split (max_train_rows: 400) would give a different table
+    router = load_router(artifact)
+    assert router.info.get("n_train", 0) > 400
+
+
+def test_no_artifact_is_one_clear_error(tmp_path: Path, small_build: Path) -> None:
+    from pipelines.evaluate import run_evaluate
+
+    cfg = load_config(_config(tmp_path, None))
+    with pytest.raises(ConfigError, match=r"evaluate\.router_artifact is not set"):
+        run_evaluate(cfg, small_build, tmp_path / "o", log=lambda *_: None)
+    bad = load_config(_config(tmp_path, tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"evaluate\.router_artifact: .*no router\.json"):
+        run_evaluate(bad, small_build, tmp_path / "o", log=lambda *_: None)
+    # evaluate fits baselines only: a learned router by name is refused, pointing at the artifact
+    with pytest.raises(ConfigError, match=r"evaluate\.routers\[0\]: 'mlp' is a learned router"):
+        load_config(_write(tmp_path, "evaluate:\n  routers: [mlp, random]\n"))
+
+
+def test_report_opens_on_a_summary_equal_to_metrics(evaluated: Path, tmp_path: Path) -> None:
+    """The at-a-glance table is metrics.json's summary, whose lines are the experiments' own
+    baselines and matched points; `write_report(metrics.json)` rebuilds the same report."""
+    from localroute.report import write_report
+
+    m = json.loads((evaluated / "metrics.json").read_text())
+    html = (evaluated / "report.html").read_text()
+    assert html.index("id='summary'") < html.index("id='fusion_mmlu'")
+    rows = m["summary"]["rows"]
+    pair = m["fusion_mmlu"]["pairs"]["mixtral-vs-gpt4"]
+    mine = {r["policy"]: r for r in rows if r["pair"] == "fusion_mmlu/mixtral-vs-gpt4"}
+    assert list(mine) == [
+        "cloud-only",
+        "local-only",
+        "learned + fusion",
+        "random + fusion",
+        "oracle + fusion",
+    ]
+    for key in ("quality", "cloud_share", "latency_s", "energy_j", "cost_usd"):
+        assert mine["cloud-only"][key] == pair["baselines"]["cloud_only"][key]
+        assert mine["local-only"][key] == pair["baselines"]["local_only"][key]
+        for r in ("learned", "random", "oracle"):
+            point = pair["routers"][r]["matched"]["point"]
+            assert mine[f"{r} + fusion"][key] == (point[key] if point else None)
+    assert mine["oracle + fusion"]["reached"]
+    assert mine["oracle + fusion"]["cloud_share"] <= mine["cloud-only"]["cloud_share"]
+    target = pair["routers"]["learned"]["matched"]["quality_target"]
+    assert target == pytest.approx(pair["baselines"]["cloud_only"]["quality"] - 0.01)
+    for r in ("learned", "random", "oracle"):
+        if mine[f"{r} + fusion"]["reached"]:
+            assert mine[f"{r} + fusion"]["quality"] >= target - 1e-12
+    # every number in the HTML summary equals metrics.json's
+    cells = re.findall(
+        r"<tr class=\w+ data-pair='([^']+)' data-policy='([^']+)'>(.*?)</tr>", html, re.S
+    )
+    assert len(cells) == len(rows)
+    by_key = {(r["pair"], r["policy"]): r for r in rows}
+    checked = 0
+    for pair_name, policy, body in cells:
+        r = by_key[(pair_name, policy)]
+        for k, v in re.findall(r"data-k='(\w+)' data-v='([^']*)'", body):
+            saved = k.removeprefix("saved_")
+            want = r["savings_vs_cloud_only"][saved] if saved != k else r[k]
+            assert (float(v) if v else None) == want, (pair_name, policy, k)
+            checked += 1
+    assert checked >= 5 * 8
+    # the headline plot opens the report, and the per-figure provenance is folded away
+    assert html.index("<img") < html.index("id='fusion_mmlu'")
+    assert html.count("<img") >= 1 + 2 + 1 and "<details>" in html
+    again = write_report(evaluated / "metrics.json", tmp_path / "again" / "report.html")
+    assert again.read_text() == html

@@ -1,0 +1,66 @@
+"""Evaluation experiments: each is one unit behind one interface, a key of metrics.json and a
+section of report.html.
+
+* ``fusion_mmlu`` / ``fusion_gsm8k`` (:mod:`.fusion`, seed 001 Figs. 3-5);
+* ``fusion_multiturn`` (:mod:`.multiturn`, Fig. 6);
+* ``savings`` (:mod:`.savings`, seed 000's table).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pipelines.evaluate.context import EvalContext
+    from pipelines.evaluate.pairs import PairTable, PairTables
+
+
+class Experiment(Protocol):
+    """One experiment: ``key`` names its metrics.json entry and report section."""
+
+    key: str
+    title: str
+
+    def run(self, tables: PairTables, ctx: EvalContext) -> dict[str, Any]: ...
+
+
+def side_only(table: PairTable) -> dict[str, dict[str, float]]:
+    """All-local and all-cloud totals of a single-turn table, with accuracy per joule."""
+    from localroute.core.accounting import accuracy_per_joule, totals
+    from localroute.core.sides import CLOUD, LOCAL
+
+    assert table.local is not None and table.cloud is not None
+    out = {
+        "local_only": totals(np.full(table.n, LOCAL, np.int8), table.local, table.cloud),
+        "cloud_only": totals(np.full(table.n, CLOUD, np.int8), table.local, table.cloud),
+    }
+    for v in out.values():
+        v["accuracy_per_joule"] = accuracy_per_joule(v["quality"], v["energy_j"])
+    return out
+
+
+def targets(fractions: list[float], local_only: float, cloud_only: float) -> list[dict[str, float]]:
+    """Accuracy targets a fraction of the way from local-only to cloud-only accuracy."""
+    return [
+        {"fraction": f, "quality": local_only + f * (cloud_only - local_only)} for f in fractions
+    ]
+
+
+def sides_dict(table: PairTable) -> dict[str, Any]:
+    return {k: v.to_dict() for k, v in table.sides.items()}
+
+
+def all_experiments(cfg: Any) -> list[Experiment]:
+    """The experiments of one run, in report order."""
+    from pipelines.evaluate.experiments.fusion import FusionExperiment
+    from pipelines.evaluate.experiments.multiturn import MultiTurnExperiment
+    from pipelines.evaluate.experiments.savings import SavingsExperiment
+
+    return [
+        FusionExperiment("fusion_mmlu", "MMLU", cfg.mmlu),
+        FusionExperiment("fusion_gsm8k", "GSM8K", cfg.gsm8k),
+        MultiTurnExperiment(cfg.mtbench),
+        SavingsExperiment([*cfg.mmlu, *cfg.gsm8k, *cfg.savings_pairs]),
+    ]
