@@ -44,6 +44,7 @@ def headline_plot(metrics: dict[str, Any], pairs: list[dict[str, Any]]) -> str:
         target = next(iter(pair["routers"].values()), {}).get("matched", {}).get("quality_target")
         if target is not None:
             ax.axhline(target, color="grey", lw=0.6, ls="--", label="matched accuracy")
+            ax.plot([], [], "o", color="grey", label="least cloud share at matched accuracy")
         ax.set_title(f"{label} (alpha = {alpha_key} /s)", fontsize=9)
         ax.set_xlabel("cloud share (fraction of queries sent to the cloud)")
         ax.set_ylabel("accuracy (mean quality, 0-1)")
