@@ -5,7 +5,8 @@ Also the two ways to run it:
 * :func:`start` / :func:`stop`: Serve on an already-started Ray (HTTP on the configured host,
   loopback by default), used by `localroute serve`, the demo, the tests and the benchmark;
 * :func:`app_builder`: the application builder named in `configs/serve.yaml`, for
-  `serve run configs/serve.yaml` and a KubeRay RayService (`args: {config: <localroute YAML>}`).
+  `serve run configs/serve.yaml` and a KubeRay RayService (`args: {config: <localroute YAML>}`,
+  optionally `cloud_base_url` and `cloud_model`).
 
 Everything that can be wrong with a config fails here, in the driver, with one ConfigError
 (unknown router, missing artifact, no API key, unreadable links file), not later in a replica.
@@ -28,7 +29,7 @@ def _resolve(path: str, base_dir: Path) -> Path:
 
 def api_key_hashes(cfg: ServeConfig, environ: dict[str, str] | None = None) -> list[str]:
     """SHA-256 digests of every configured API key (the keys themselves go no further)."""
-    from serve.ingress import hash_key
+    from serve.guard import hash_key
 
     env = os.environ if environ is None else environ
     keys = [k for k in cfg.auth.api_keys if k]
@@ -62,7 +63,10 @@ def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None 
 
 
 def latency_prior(cfg: ServeConfig, base_dir: Path):
-    from localroute.cost import load_latency_model
+    try:
+        from localroute.core.profiles import load_latency_model
+    except ImportError:  # pragma: no cover  (before the move to localroute.core)
+        from localroute.cost import load_latency_model
 
     spec = cfg.latency
     path = _resolve(spec.links_file, base_dir)
@@ -89,12 +93,33 @@ def build_app(
     base_dir: str | Path | None = None,
     router_artifact: str | Path | None = None,
     environ: dict[str, str] | None = None,
+    local=None,
+    cloud_base_url: str | None = None,
+    cloud_model: str | None = None,
 ):
-    """The Serve application for `cfg`; relative paths resolve against `base_dir` (cwd)."""
-    from serve.cloud_model import CloudModel, Secret
-    from serve.ingress import RouterIngress
-    from serve.local_model import LocalModel
+    """The Serve application for `cfg`; relative paths resolve against `base_dir` (cwd).
 
+    `local`: a bound deployment to serve as the local side instead of the configured engine
+    (it must answer `generate`, `stream` and `info`, as serve/echo_local.py does).
+    `cloud_base_url`, `cloud_model`: override `cfg.cloud` (the CLI's `--cloud-base-url`,
+    `--cloud-model`). The cloud API is called from the ingress itself (no deployment hop); with
+    more than one ingress replica a `RouterState` deployment holds what they share.
+    """
+    import dataclasses
+
+    from serve.cloud_client import Secret
+    from serve.ingress import RouterIngress
+    from serve.local_model import LocalModel, context_window
+    from serve.state import RouterState
+
+    if cloud_base_url or cloud_model:
+        cloud_cfg = dataclasses.replace(
+            cfg.cloud,
+            base_url=cloud_base_url or cfg.cloud.base_url,
+            model=cloud_model or cfg.cloud.model,
+        )
+        cloud_cfg.check("serve.cloud")
+        cfg = dataclasses.replace(cfg, cloud=cloud_cfg)
     base = Path(base_dir or Path.cwd()).resolve()
     env = os.environ if environ is None else environ
     bp = cfg.backpressure
@@ -103,7 +128,8 @@ def build_app(
     prior = latency_prior(cfg, base)
 
     local_opts = cfg.local.deployment.options(bp)
-    if cfg.local.engine == "vllm":
+    window = None
+    if local is None and cfg.local.engine == "vllm":
         from serve.vllm_model import build_vllm_local
 
         try:
@@ -112,16 +138,28 @@ def build_app(
             raise ConfigError(
                 f"serve.local.engine: vllm needs vLLM installed (extra .[gpu], GPU nodes): {exc}"
             ) from None
-    else:
-        local = LocalModel.options(**local_opts).bind(cfg.local, local_model_path(cfg, base))
+    elif local is None:
+        path = local_model_path(cfg, base)
+        window = context_window(path)  # until the deployment reports its own
+        local = LocalModel.options(**local_opts).bind(cfg.local, path)
 
     cloud_key = env.get(cfg.cloud.api_key_env)
-    cloud = CloudModel.options(**cfg.cloud.deployment.options(bp)).bind(
-        cfg.cloud, Secret(cloud_key) if cloud_key else None
-    )
+    state = None
+    if cfg.ingress.max_replicas > 1:
+        state = RouterState.options(ray_actor_options={"num_cpus": 0.05}).bind(
+            cfg.sessions.max_sessions, cfg.sessions.ttl_s
+        )
     names = {"local": cfg.local.model_name, "cloud": cfg.cloud.model}
     return RouterIngress.options(**cfg.ingress.options(bp)).bind(
-        cfg, local, cloud, keys, source, prior, names
+        cfg,
+        local,
+        Secret(cloud_key) if cloud_key else None,
+        keys,
+        source,
+        prior,
+        names,
+        state,
+        window,
     )
 
 
@@ -131,7 +169,12 @@ def app_builder(args: dict[str, Any]):
 
     path = Path(args.get("config", "configs/local.yaml"))
     cfg = load_config(path).serve
-    return build_app(cfg, base_dir=args.get("base_dir") or Path.cwd())
+    return build_app(
+        cfg,
+        base_dir=args.get("base_dir") or Path.cwd(),
+        cloud_base_url=args.get("cloud_base_url"),
+        cloud_model=args.get("cloud_model"),
+    )
 
 
 def start(
@@ -143,11 +186,15 @@ def start(
     router_artifact: str | Path | None = None,
     environ: dict[str, str] | None = None,
     access_log: bool | None = None,
+    **overrides: Any,
 ) -> str:
-    """Deploy on the connected Ray and return the base URL (`http://host:port`)."""
+    """Deploy on the connected Ray and return the base URL (`http://host:port`); `overrides`
+    go to :func:`build_app` (`local`, `cloud_base_url`, `cloud_model`)."""
     from ray import serve
 
-    app = build_app(cfg, base_dir=base_dir, router_artifact=router_artifact, environ=environ)
+    app = build_app(
+        cfg, base_dir=base_dir, router_artifact=router_artifact, environ=environ, **overrides
+    )
     host = host or cfg.host
     port = cfg.port if port is None else port
     if port == 0:

@@ -133,12 +133,15 @@ class LatencySpec:
     ewma_weight: float = 0.2  # weight of a new observation
     probe_interval_s: float = 5.0  # how often the RTT to the cloud API is probed (lazily)
     min_transfer_bytes: int = 2048  # bodies smaller than this say nothing about bandwidth
+    min_samples: int = 3  # a live estimate replaces the prior once it rests on this many
 
     def check(self, where: str) -> None:
         if not 0 < self.ewma_weight <= 1:
             raise ConfigError(f"{where}.ewma_weight must be in (0, 1], got {self.ewma_weight}")
         if self.probe_interval_s <= 0:
             raise ConfigError(f"{where}.probe_interval_s must be > 0")
+        if self.min_samples < 1:
+            raise ConfigError(f"{where}.min_samples must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ class CloudModelConfig:
     base_url: str = "https://api.openai.com/v1"
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"
-    timeout_s: float = 30.0  # whole request (non-streaming) / gap between chunks (streaming)
+    timeout_s: float = 30.0  # one deadline per request: connect, first byte, body and retries
     connect_timeout_s: float = 3.0
     retries: int = 1  # extra tries on a timeout, a connection error or a 5xx/429
     retry_backoff_s: float = 0.2

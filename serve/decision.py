@@ -29,7 +29,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from localroute.cost import LatencyModel
+try:  # the latency model moved to localroute.core (fallback while both exist)
+    from localroute.core.latency import LatencyModel
+except ImportError:  # pragma: no cover
+    from localroute.cost import LatencyModel
 from localroute.routers.examples import conversation_text
 from serve.protocol import APIError
 
@@ -175,9 +178,12 @@ class Ewma:
 
 
 class LiveEstimates:
-    """EWMAs of what the cost model needs, fed by measurements of real traffic and probes."""
+    """EWMAs of what the cost model needs, fed by measurements of real traffic and probes.
 
-    def __init__(self, weight: float, min_transfer_bytes: int = 2048) -> None:
+    A measured value replaces the prior's once it rests on `min_samples` observations."""
+
+    def __init__(self, weight: float, min_transfer_bytes: int = 2048, min_samples: int = 1) -> None:
+        self.min_samples = max(1, int(min_samples))
         self.rtt_s = Ewma(weight)  # to the cloud API, from probes: the link's delta
         self.cloud_bytes_s = Ewma(weight)  # response body bytes / transfer time: the link's B
         self.local_decode_s = Ewma(weight)  # local seconds per generated token: gamma_s
@@ -213,6 +219,9 @@ class LiveEstimates:
                 self.local_decode_s.update(decode_s / (tokens_out - 1))
             self._version += 1
 
+    def _measured(self, e: Ewma) -> float | None:
+        return e.value if e.n >= self.min_samples else None
+
     def snapshot(self) -> dict[str, float | None]:
         return {
             "rtt_s": self.rtt_s.value,
@@ -238,24 +247,66 @@ class LiveEstimates:
         keeps the prior's up/down ratio.
         """
         link, local = prior.link, prior.local
-        if self.rtt_s.value is not None:
-            link = dataclasses.replace(link, overhead_s=self.rtt_s.value, rtt_s=self.rtt_s.value)
-        if self.cloud_bytes_s.value is not None:
+        rtt, bytes_s, decode = (
+            self._measured(e) for e in (self.rtt_s, self.cloud_bytes_s, self.local_decode_s)
+        )
+        if rtt is not None:
+            link = dataclasses.replace(link, overhead_s=rtt, rtt_s=rtt)
+        if bytes_s is not None:
             bpt = link.bytes_per_token or 4.0
-            down = self.cloud_bytes_s.value / bpt
+            down = bytes_s / bpt
             up = None
             if link.uplink_tokens_s is not None:
                 up = down * link.uplink_tokens_s / link.bandwidth_tokens_s
             link = dataclasses.replace(link, bandwidth_tokens_s=down, uplink_tokens_s=up)
-        if self.local_decode_s.value is not None:
+        if decode is not None:
             local = dataclasses.replace(
                 local,
-                decode_s_per_token=self.local_decode_s.value,
-                prefill_s_per_token=self.local_prefill_s.value or local.prefill,
+                decode_s_per_token=decode,
+                prefill_s_per_token=self._measured(self.local_prefill_s) or local.prefill,
             )
         if link is prior.link and local is prior.local:
             return prior
         return dataclasses.replace(prior, link=link, local=local)
+
+
+class LocalLoad:
+    """The local side's queue as this ingress replica sees it, as an expected wait (seconds).
+
+    `slots` requests run at once on the local side (replicas x concurrency); a request beyond
+    them waits, on average, `queued / slots` service times. The service time is the EWMA of
+    measured local requests once `min_samples` exist, else the caller's prior (the model's T_s).
+    """
+
+    def __init__(self, slots: int, weight: float = 0.2, min_samples: int = 3) -> None:
+        self.slots = max(1, int(slots))
+        self.inflight = 0
+        self.service_s = Ewma(weight)
+        self.min_samples = min_samples
+
+    def started(self) -> None:
+        self.inflight += 1
+
+    def finished(self, seconds: float | None) -> None:
+        self.inflight = max(0, self.inflight - 1)
+        if seconds is not None:
+            self.service_s.update(seconds)
+
+    def wait_s(self, prior_service_s: float) -> float:
+        queued = self.inflight + 1 - self.slots  # the new request counted
+        if queued <= 0:
+            return 0.0
+        measured = self.service_s.value if self.service_s.n >= self.min_samples else None
+        return queued / self.slots * (measured if measured is not None else prior_service_s)
+
+
+def estimated_tokens(messages: list[dict[str, str]], max_new_tokens: int) -> int:
+    """A generous token count of a conversation plus its reply, without a tokenizer: the larger
+    of 4/3 tokens per word and one per 4 characters, 8 per message for the chat template."""
+    chars = sum(len(m["content"]) for m in messages)
+    n_words = sum(words(m["content"]) for m in messages)
+    body = max(math.ceil(n_words * 4 / 3), math.ceil(chars / 4))
+    return body + 8 * len(messages) + max_new_tokens
 
 
 # --------------------------------------------------------------------------- sessions
@@ -335,6 +386,7 @@ class Decision:
     reason: str
     prompt_words: int = 0
     context_words: int = 0
+    local_wait_s: float = 0.0
 
     @property
     def switch(self) -> bool:
@@ -349,6 +401,8 @@ def decide_one(
     context_words: int,
     prev_side: str | None,
     model: LatencyModel | Params,
+    *,
+    local_wait_s: float = 0.0,
 ) -> Decision:
     """Eqs. 6-7 with the switch cost of eq. 1, then eqs. 11-12, for one request.
 
@@ -358,13 +412,15 @@ def decide_one(
     """
     q = model if isinstance(model, Params) else params_of(model)
     tl, tc = side_totals(q, prompt_words, context_words, prev_side == "cloud", prev_side == "local")
+    tl += float(local_wait_s)
     fused = p - alpha * (tc - tl)
     side = "local" if fused <= theta else "cloud"  # NaN compares False: cloud
     if math.isnan(fused):
         reason = "fused score unknown (NaN): cloud keeps quality"
     else:
         op = "<=" if side == "local" else ">"
-        reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s)"
+        reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s"
+        reason += f", local wait {local_wait_s:.3f}s)" if local_wait_s else ")"
     if prev_side is not None:
         if prev_side != side:
             reason += f"; switch from {prev_side}: re-prefill {context_words} context words"
@@ -382,8 +438,5 @@ def decide_one(
         reason=reason,
         prompt_words=prompt_words,
         context_words=context_words,
+        local_wait_s=float(local_wait_s),
     )
-
-
-def header_float(x: float) -> str:
-    return "nan" if math.isnan(x) else f"{x:.6g}"

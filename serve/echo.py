@@ -2,14 +2,16 @@
 
 `mode="echo"` answers `echo: <last user message>` (streamed word by word when asked);
 `mode="fail"` answers HTTP 500 with an OpenAI-style error; `mode="hang"` never answers within any
-sane timeout (it sleeps `hang_s`). With `api_key` set it checks the Bearer key like the real API
+sane timeout (it sleeps `hang_s`); `mode="trickle"` sends the status line at once and then one
+byte every `trickle_s` (a body that never completes); `mode="drop"` starts a 200 answer and cuts
+the connection after a few bytes. With `api_key` set it checks the Bearer key like the real API
 and answers 401 otherwise. Its answers are not a model's: it exists to exercise the real HTTP
 path (routing, streaming, retries, fallbacks) without a network.
 
     with EchoServer(mode="echo") as cloud:
         cloud.base_url  # http://127.0.0.1:<port>/v1
 
-`python -m serve.echo --port N [--mode echo|fail|hang]` runs it in the foreground.
+`python -m serve.echo --port N [--mode echo|fail|hang|trickle|drop]` runs it in the foreground.
 """
 
 import argparse
@@ -33,6 +35,7 @@ def make_app(
     api_key: str | None = None,
     hang_s: float = 3600.0,
     stopping: threading.Event | None = None,
+    trickle_s: float = 20.0,
 ):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -45,6 +48,11 @@ def make_app(
     def err(status: int, message: str, type_: str, code: str | None = None) -> JSONResponse:
         body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
         return JSONResponse(body, status_code=status)
+
+    async def pause(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (stopping and stopping.is_set()):
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     def authorized(request: Request) -> bool:
         return api_key is None or request.headers.get("authorization") == f"Bearer {api_key}"
@@ -73,9 +81,23 @@ def make_app(
         except ClientDisconnect:
             return Response(status_code=499)  # the caller gave up; nobody reads this
         if mode == "hang":  # until hang_s passes or the server stops
-            deadline = time.monotonic() + hang_s
-            while time.monotonic() < deadline and not (stopping and stopping.is_set()):
-                await asyncio.sleep(0.05)
+            await pause(hang_s)
+        if mode == "trickle":
+
+            async def trickle():
+                deadline = time.monotonic() + hang_s
+                while time.monotonic() < deadline and not (stopping and stopping.is_set()):
+                    yield b" "
+                    await pause(trickle_s)
+
+            return StreamingResponse(trickle(), media_type="application/json")
+        if mode == "drop":
+
+            async def drop():
+                yield b'{"id": "chatcmpl-'
+                raise ConnectionAbortedError("echo server drops the connection")
+
+            return StreamingResponse(drop(), media_type="application/json")
         model = body.get("model", "echo")
         user = [m for m in body.get("messages", []) if m.get("role") == "user"]
         content = user[-1]["content"] if user else ""
@@ -151,13 +173,14 @@ class EchoServer:
         api_key: str | None = None,
         port: int | None = None,
         hang_s: float = 3600.0,
+        trickle_s: float = 20.0,
     ) -> None:
         import uvicorn
 
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.stopping = threading.Event()
-        self.app = make_app(mode, api_key, hang_s, self.stopping)
+        self.app = make_app(mode, api_key, hang_s, self.stopping, trickle_s)
         config = uvicorn.Config(
             self.app,
             host=self.host,
@@ -204,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--mode", choices=["echo", "fail", "hang"], default="echo")
+    ap.add_argument("--mode", choices=["echo", "fail", "hang", "trickle", "drop"], default="echo")
     ap.add_argument("--api-key-env", default=None, help="variable holding the key to require")
     args = ap.parse_args(argv)
     import os

@@ -1,17 +1,18 @@
 """The router ingress: an OpenAI-compatible FastAPI deployment that decides local or cloud.
 
-Per request: authenticate (Bearer key), bound the body (413), validate (400), resolve the model
-name (404), score the conversation with the trained router (p), fuse it with the live latency
-model and the conversation's switch cost (p~, seed 001 eqs. 1-12), call the chosen model
-deployment through its handle, and fall back to the other side when that fails. The decision is
-reported in `x-localroute-*` response headers and in Prometheus metrics.
+Per request: authenticate and bound the body (serve/guard.py), validate (serve/protocol.py),
+resolve the model name (404), score the conversation with the trained router (p), and let the
+policy fuse it with the live latency model, the conversation's switch cost and the local
+queue's expected wait (p~, seed 001 eqs. 1-12). A conversation that cannot fit the local
+model's context window goes to the cloud without a local attempt. The chosen side is called
+(serve/relay.py: the local deployment through its handle, the cloud API from this process),
+with fallback to the other side; the decision is reported in `x-localroute-*` headers
+(serve/headers.py) and in metrics and sessions shared by every ingress replica (serve/state.py).
 """
 
 import asyncio
-import hashlib
-import hmac
+import dataclasses
 import logging
-import math
 import time
 from typing import Any
 
@@ -19,19 +20,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
+from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
 from serve.decision import (
     DEFAULT_MODEL,
     UNTRAINED,
     Decision,
     LiveEstimates,
-    SessionStore,
+    LocalLoad,
     continuation_key,
     decide_one,
+    estimated_tokens,
     features,
-    header_float,
     params_of,
     prefix_key,
     resolve_model,
@@ -39,17 +40,13 @@ from serve.decision import (
     session_key,
     words,
 )
-from serve.metrics import Metrics
-from serve.protocol import (
-    SSE_DONE,
-    APIError,
-    chunk,
-    completion,
-    error_body,
-    new_id,
-    parse_chat_request,
-    sse,
-)
+from serve.guard import check_key, hash_key, read_body
+from serve.headers import decision_headers
+from serve.protocol import APIError, completion, error_body, new_id, parse_chat_request
+from serve.relay import Dispatcher, relay
+from serve.state import SharedState
+
+__all__ = ["RouterIngress", "hash_key"]
 
 log = logging.getLogger("ray.serve")
 
@@ -70,11 +67,10 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal error", "server_error"), status_code=500)
 
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-OTHER = {"local": "cloud", "cloud": "local"}
+def request_id(request: Request) -> str:
+    """Serve's proxy puts exactly one `x-request-id` on the request and on the response (the
+    client's own, else a fresh one); the response id carries it."""
+    return request.headers.get("x-request-id") or new_id()[len("chatcmpl-") :]
 
 
 @serve.deployment(name="RouterIngress")
@@ -84,12 +80,16 @@ class RouterIngress:
         self,
         cfg: ServeConfig,
         local,
-        cloud,
+        cloud_key: Secret | None,
         key_hashes: list[str],
         router_source: dict[str, Any],
         latency_prior,
         model_names: dict[str, str],
+        state=None,
+        local_window: int | None = None,
     ) -> None:
+        import os
+
         from localroute.routers import load_router, make_router
 
         self.cfg = cfg
@@ -102,60 +102,20 @@ class RouterIngress:
         self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
         self.prior = latency_prior
         self.prior_params = params_of(latency_prior)
-        self.estimates = LiveEstimates(cfg.latency.ewma_weight, cfg.latency.min_transfer_bytes)
-        self.sessions = SessionStore(cfg.sessions.max_sessions, cfg.sessions.ttl_s)
-        self.metrics = Metrics()
+        lat = cfg.latency
+        self.estimates = LiveEstimates(lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples)
+        slots = max(1, cfg.local.deployment.min_replicas) * cfg.local.concurrency
+        self.load = LocalLoad(slots, lat.ewma_weight, lat.min_samples)
+        self.shared = SharedState(state, cfg.sessions.max_sessions, cfg.sessions.ttl_s)
+        self.metrics = self.shared.metrics
         self.key_hashes = list(key_hashes)
         self.model_names = model_names
-        self.handles = {"local": local, "cloud": cloud}
-        self.streams = {"local": local.options(stream=True), "cloud": cloud.options(stream=True)}
-        self.timeouts = {
-            "local": cfg.local.timeout_s * (cfg.local.retries + 1) + 5.0,
-            "cloud": (cfg.cloud.timeout_s + cfg.cloud.retry_backoff_s * 4) * (cfg.cloud.retries + 1)
-            + 5.0,
-        }
-        self.retries = {"local": cfg.local.retries, "cloud": 0}  # cloud retries in its deployment
+        self.local = local
+        key = os.environ.get(cfg.cloud.api_key_env) or (cloud_key.reveal() if cloud_key else "")
+        self.cloud = CloudClient(cfg.cloud, key)
+        self.dispatch = Dispatcher(cfg, local, self.cloud, self.load)
+        self.local_window = local_window
         self._tasks: set[asyncio.Task] = set()
-
-    # ------------------------------------------------------------------ request checks
-
-    def _auth(self, request: Request) -> None:
-        if not self.key_hashes:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise APIError(
-                401,
-                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
-                code="invalid_api_key",
-            )
-        digest = hash_key(token.strip())
-        if not any(hmac.compare_digest(digest, k) for k in self.key_hashes):
-            raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
-
-    async def _body(self, request: Request) -> bytes:
-        limit = self.cfg.limits.max_body_bytes
-        too_big = APIError(
-            413, f"request body exceeds {limit} bytes", code="request_too_large", param=None
-        )
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise too_big
-        body = bytearray()
-        try:
-            async for part in request.stream():
-                body += part
-                if len(body) > limit:
-                    raise too_big
-        except ClientDisconnect:
-            raise APIError(400, "client disconnected while sending the request") from None
-        return bytes(body)
-
-    def _error(self, route: str, exc: APIError, extra: dict[str, str] | None = None) -> Response:
-        self.metrics.request(route, exc.status)
-        return JSONResponse(
-            exc.body(), status_code=exc.status, headers={**(extra or {}), **exc.headers}
-        )
 
     # ------------------------------------------------------------------ the decision
 
@@ -175,9 +135,12 @@ class RouterIngress:
         return float(scores[0])
 
     def _latency_model(self):
-        if self.cfg.latency.live:
-            return self.estimates.params(self.prior)
-        return self.prior_params
+        return self.estimates.params(self.prior) if self.cfg.latency.live else self.prior_params
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _maybe_probe(self) -> None:
         if not self.cfg.latency.live:
@@ -186,15 +149,10 @@ class RouterIngress:
         if now - self.estimates.last_probe < self.cfg.latency.probe_interval_s:
             return
         self.estimates.last_probe = now
-        task = asyncio.get_running_loop().create_task(self._probe())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._background(self._probe())
 
     async def _probe(self) -> None:
-        try:
-            rtt = await asyncio.wait_for(self.handles["cloud"].probe.remote(), 10.0)
-        except Exception:
-            return
+        rtt = await self.cloud.probe()
         if rtt is not None:
             self.estimates.observe_rtt(rtt)
 
@@ -209,92 +167,51 @@ class RouterIngress:
         elif stats.get("bytes") and stats.get("transfer_s"):
             self.estimates.observe_transfer(stats["bytes"], stats["transfer_s"])
 
-    def _headers(
-        self, rid: str, d: Decision, served: str, router: str, failures: list[tuple[str, dict]]
-    ) -> dict[str, str]:
-        reason = d.reason
-        h = {
-            "x-request-id": rid,
-            "x-localroute-decision": served,
-            "x-localroute-chosen": d.side,
-            "x-localroute-p": header_float(d.p),
-            "x-localroute-p-fused": header_float(d.fused),
-            "x-localroute-theta": header_float(d.theta),
-            "x-localroute-alpha": header_float(d.alpha),
-            "x-localroute-t-local": header_float(d.t_local),
-            "x-localroute-t-cloud": header_float(d.t_cloud),
-            "x-localroute-router": router,
-            "x-localroute-switch": "true" if (d.prev_side and d.prev_side != served) else "false",
-        }
-        if failures:
-            side, err = failures[0]
-            kind = err.get("kind", "error")
-            h["x-localroute-fallback"] = f"{side}->{served}; {kind}"
-            reason = f"fallback to {served}: {side} failed ({kind}); chosen by fusion: {reason}"
-        h["x-localroute-reason"] = reason.encode("ascii", "replace").decode()
-        return h
+    async def _local_info(self, timeout_s: float) -> dict[str, Any]:
+        """The local deployment's `info()`; its context window replaces the build-time one."""
+        info = await asyncio.wait_for(self.local.info.remote(), timeout_s)
+        if info.get("context_window"):
+            self.local_window = int(info["context_window"])
+        return info
 
-    # ------------------------------------------------------------------ model calls
-
-    async def _call(self, side: str, payload: dict[str, Any]) -> dict[str, Any]:
-        from ray.serve.exceptions import BackPressureError
-
-        out: dict[str, Any] = {"error": {"kind": "error", "message": "not called"}}
-        for _ in range(self.retries[side] + 1):
-            response = self.handles[side].generate.remote(payload)
-            try:
-                out = await asyncio.wait_for(response, self.timeouts[side])
-            except TimeoutError:
-                response.cancel()
-                out = {"error": {"kind": "timeout", "message": f"{side} deployment timed out"}}
-            except BackPressureError:
-                return {"error": {"kind": "overloaded", "message": f"{side} deployment is full"}}
-            except Exception as exc:
-                out = {"error": {"kind": "deployment", "message": type(exc).__name__}}
-            if "error" not in out:
-                return out
-        return out
-
-    async def _open_stream(self, side: str, payload: dict[str, Any]):
-        """Start a stream and wait for its first item, so a failure can still fall back."""
-        from ray.serve.exceptions import BackPressureError
-
-        for _ in range(self.retries[side] + 1):
-            gen = self.streams[side].stream.remote(payload)
-            try:
-                first = await asyncio.wait_for(gen.__anext__(), self.timeouts[side])
-            except StopAsyncIteration:
-                first = {"error": {"kind": "empty", "message": f"{side} stream ended at once"}}
-            except TimeoutError:
-                gen.cancel()
-                first = {"error": {"kind": "timeout", "message": f"{side} deployment timed out"}}
-            except BackPressureError:
-                return None, {"error": {"kind": "overloaded", "message": f"{side} is full"}}
-            except Exception as exc:
-                first = {"error": {"kind": "deployment", "message": type(exc).__name__}}
-            if "error" not in first:
-                return gen, first
-        return None, first
-
-    def _all_failed(self, failures: list[tuple[str, dict]]) -> APIError:
-        if failures and all(e.get("kind") == "overloaded" for _, e in failures):
-            bp = self.cfg.backpressure
-            return APIError(
-                bp.status_code,
-                "The server is overloaded; retry later.",
-                type="server_error",
-                code="overloaded",
-                headers={"Retry-After": str(max(1, math.ceil(bp.retry_after_s)))},
-            )
-        sides = ", ".join(f"{s}: {e.get('kind')}" for s, e in failures)
-        return APIError(
-            502, f"No model could answer ({sides}).", type="server_error", code="upstream_error"
+    async def _decide(self, request: Request, req, route, router) -> tuple[Decision, Any, bool]:
+        """The policy's decision, the request's features, and whether it fits the local window."""
+        feats = features(req.messages)
+        task = request.headers.get("x-localroute-task") or self.cfg.router.default_task
+        p = await self._score(router, router_batch(feats, task))
+        sid = request.headers.get(self.cfg.sessions.header)
+        key = session_key(sid) if sid else prefix_key(req.messages)
+        prev = None
+        if sid or len(req.messages) > 1:
+            prev = await self.shared.session(key, shared_first=bool(sid))
+        model = self._latency_model()
+        t_local_prior = model.local_decode * model.local_response  # one request's service time
+        decision = decide_one(
+            p,
+            self.theta if route.theta is None else route.theta,
+            self.cfg.alpha if route.alpha is None else route.alpha,
+            feats.prompt_words,
+            feats.context_words,
+            prev[0] if prev else None,
+            model,
+            local_wait_s=self.load.wait_s(t_local_prior),
         )
+        need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
+        fits = not (self.local_window and need > self.local_window)
+        if not fits:
+            decision = dataclasses.replace(
+                decision,
+                side="cloud",
+                reason=f"~{need} tokens exceed the local context window of {self.local_window}: "
+                f"cloud, no local attempt (fusion: {decision.reason})",
+            )
+        return decision, feats, fits
 
     # ------------------------------------------------------------------ routes
 
     @fastapi_app.get("/healthz")
     async def healthz(self) -> dict[str, Any]:
+        """Liveness: this replica answers. Readiness (every backend answers) is /readyz."""
         return {
             "status": "ok",
             "router": self.router_name,
@@ -302,19 +219,38 @@ class RouterIngress:
             "alpha": self.cfg.alpha,
             "models": self.model_names,
             "estimates": self.estimates.snapshot(),
-            "sessions": len(self.sessions),
+            "local_queue": {"inflight": self.load.inflight, "slots": self.load.slots},
+            "local_context_window": self.local_window,
+            "sessions": await self.shared.n_sessions(),
         }
+
+    @fastapi_app.get("/readyz")
+    async def readyz(self) -> Response:
+        """200 when the local deployment and the cloud API both answer now, else 503."""
+        checks: dict[str, str] = {}
+        try:
+            await self._local_info(2.0)
+            checks["local"] = "ok"
+        except Exception as exc:
+            checks["local"] = f"not ready ({type(exc).__name__})"
+        rtt = await self.cloud.probe()
+        checks["cloud"] = "ok" if rtt is not None else "unreachable"
+        ready = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @fastapi_app.get("/metrics")
     async def metrics(self) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        text, scope = await self.shared.render()
+        headers = {"x-localroute-metrics-scope": scope}
+        return Response(text, media_type=CONTENT_TYPE_LATEST, headers=headers)
 
     @fastapi_app.get("/v1/models")
     async def models(self, request: Request) -> Response:
         try:
-            self._auth(request)
+            check_key(request, self.key_hashes)
         except APIError as exc:
             return self._error("models", exc)
         self.metrics.request("models", 200)
@@ -324,36 +260,29 @@ class RouterIngress:
         data = [{"id": i, "object": "model", "created": now, "owned_by": "localroute"} for i in ids]
         return JSONResponse({"object": "list", "data": data})
 
+    def _error(self, route: str, exc: APIError) -> Response:
+        self.metrics.request(route, exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
     @fastapi_app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
         t0 = time.perf_counter()
-        rid = new_id()
+        rid = "chatcmpl-" + request_id(request)
         try:
-            self._auth(request)
+            check_key(request, self.key_hashes)
             req = parse_chat_request(
-                await self._body(request),
+                await read_body(request, self.cfg.limits.max_body_bytes),
                 max_messages=self.cfg.limits.max_messages,
                 max_tokens_limit=self.cfg.limits.max_tokens,
             )
             route = resolve_model(req.model, self.router_name)
-            router = self._router(route.router)
-            feats = features(req.messages)
-            task = request.headers.get("x-localroute-task") or self.cfg.router.default_task
-            p = await self._score(router, router_batch(feats, task))
-            sid = request.headers.get(self.cfg.sessions.header)
-            key = session_key(sid) if sid else prefix_key(req.messages)
-            prev = self.sessions.get(key) if (sid or len(req.messages) > 1) else None
-            decision = decide_one(
-                p,
-                self.theta if route.theta is None else route.theta,
-                self.cfg.alpha if route.alpha is None else route.alpha,
-                feats.prompt_words,
-                feats.context_words,
-                prev.side if prev else None,
-                self._latency_model(),
+            decision, feats, fits = await self._decide(
+                request, req, route, self._router(route.router)
             )
         except APIError as exc:
-            return self._error("chat", exc, {"x-request-id": rid})
+            return self._error("chat", exc)
+        if self.local_window is None:
+            self._background(self._local_info(10.0))
         self._maybe_probe()
         self.metrics.observe_hop(time.perf_counter() - t0)
         ctx = {
@@ -361,41 +290,38 @@ class RouterIngress:
             "req": req,
             "decision": decision,
             "router": route.router,
-            "sid": sid,
+            "sid": request.headers.get(self.cfg.sessions.header),
             "feats": feats,
             "t0": t0,
         }
+        # A conversation too long for the local window is never sent there, not even to fall back.
+        order = self.dispatch.order(decision.side, fallback=fits)
         if req.stream:
-            return await self._chat_stream(ctx)
-        return await self._chat_unary(ctx)
+            return await self._chat_stream(ctx, order)
+        return await self._chat_unary(ctx, order)
 
     def _remember(self, ctx: dict[str, Any], served: str, reply: str) -> None:
         req, feats = ctx["req"], ctx["feats"]
         # Under the prefix hash always (a client may drop the header), and the session id too.
         context = feats.context_words + feats.prompt_words + words(reply)
-        self.sessions.put(continuation_key(req.messages, reply), served, context)
+        self.shared.put_session(continuation_key(req.messages, reply), served, context)
         if ctx["sid"]:
-            self.sessions.put(session_key(ctx["sid"]), served, context)
+            self.shared.put_session(session_key(ctx["sid"]), served, context)
 
-    async def _chat_unary(self, ctx: dict[str, Any]) -> Response:
-        d: Decision = ctx["decision"]
-        order = [d.side, OTHER[d.side]] if self.cfg.fallback else [d.side]
-        failures: list[tuple[str, dict]] = []
-        payload = ctx["req"].payload()
-        for side in order:
-            out = await self._call(side, payload)
-            if "error" not in out:
-                break
-            failures.append((side, out["error"]))
-        else:
-            return self._error("chat", self._all_failed(failures), {"x-request-id": ctx["rid"]})
-        served = side
+    def _served(self, ctx: dict[str, Any], served: str, failures: list) -> dict[str, str]:
         if failures:
             self.metrics.fallback(failures[0][0], served, failures[0][1].get("kind", "error"))
+        self.metrics.decision(ctx["decision"].side, served, ctx["router"])
+        self.metrics.request("chat", 200)
+        return decision_headers(ctx["decision"], served, ctx["router"], failures)
+
+    async def _chat_unary(self, ctx: dict[str, Any], order: list[str]) -> Response:
+        served, out, failures = await self.dispatch.unary(order, ctx["req"].payload())
+        if served is None:
+            return self._error("chat", self.dispatch.all_failed(failures))
+        headers = self._served(ctx, served, failures)
         self._learn(served, out)
         self._remember(ctx, served, out["text"])
-        self.metrics.decision(d.side, served, ctx["router"])
-        self.metrics.request("chat", 200)
         self.metrics.observe_latency(served, False, time.perf_counter() - ctx["t0"])
         body = completion(
             ctx["rid"],
@@ -405,81 +331,35 @@ class RouterIngress:
             out.get("tokens_out"),
             out.get("finish_reason") or "stop",
         )
-        headers = self._headers(ctx["rid"], d, served, ctx["router"], failures)
         return JSONResponse(body, headers=headers)
 
-    async def _chat_stream(self, ctx: dict[str, Any]) -> Response:
-        d: Decision = ctx["decision"]
-        order = [d.side, OTHER[d.side]] if self.cfg.fallback else [d.side]
-        failures: list[tuple[str, dict]] = []
-        payload = ctx["req"].payload()
-        gen = first = None
-        for side in order:
-            gen, first = await self._open_stream(side, payload)
-            if gen is not None:
-                break
-            failures.append((side, first["error"]))
-        else:
-            return self._error("chat", self._all_failed(failures), {"x-request-id": ctx["rid"]})
-        served = side
-        if failures:
-            self.metrics.fallback(failures[0][0], served, failures[0][1].get("kind", "error"))
-        self.metrics.decision(d.side, served, ctx["router"])
-        self.metrics.request("chat", 200)
-        self.metrics.observe_ttft(served, time.perf_counter() - ctx["t0"])
-        headers = self._headers(ctx["rid"], d, served, ctx["router"], failures)
-        return StreamingResponse(
-            self._relay(ctx, served, gen, first),
-            media_type="text/event-stream",
-            headers={**headers, "Cache-Control": "no-cache"},
-        )
+    async def _chat_stream(self, ctx: dict[str, Any], order: list[str]) -> Response:
+        served, stream, first, failures = await self.dispatch.open(order, ctx["req"].payload())
+        if served is None:
+            return self._error("chat", self.dispatch.all_failed(failures))
+        headers = self._served(ctx, served, failures)
+        t_open = time.perf_counter()
+        self.metrics.observe_ttft(served, t_open - ctx["t0"])
 
-    async def _relay(self, ctx: dict[str, Any], served: str, gen, first: dict[str, Any]):
-        rid, req = ctx["rid"], ctx["req"]
-        model = self.model_names[served]
-        created = int(time.time())
-        parts: list[str] = []
-        stats: dict[str, Any] | None = None
-        yield sse(chunk(rid, model, {"role": "assistant", "content": ""}, created=created))
-        item: dict[str, Any] | None = first
-        try:
-            while item is not None:
-                if "delta" in item:
-                    parts.append(item["delta"])
-                    yield sse(chunk(rid, model, {"content": item["delta"]}, created=created))
-                elif item.get("done"):
-                    stats = item
-                    break
-                elif "error" in item:
-                    # Mid-stream failure: an OpenAI-style error event, which clients raise on.
-                    msg = f"{served} model failed mid-stream ({item['error'].get('kind')})"
-                    yield sse(error_body(msg, "server_error", "upstream_error"))
-                    yield SSE_DONE
-                    return
-                try:
-                    item = await asyncio.wait_for(gen.__anext__(), self.timeouts[served])
-                except StopAsyncIteration:
-                    item = None
-        except TimeoutError:
-            gen.cancel()
-            yield sse(error_body(f"{served} model timed out mid-stream", "server_error", "timeout"))
-            yield SSE_DONE
-            return
-        finish = (stats or {}).get("finish_reason") or "stop"
-        yield sse(chunk(rid, model, {}, finish, created=created))
-        if req.include_usage and stats and stats.get("tokens_in") is not None:
-            usage = {
-                "prompt_tokens": stats["tokens_in"],
-                "completion_tokens": stats.get("tokens_out") or 0,
-                "total_tokens": stats["tokens_in"] + (stats.get("tokens_out") or 0),
-            }
-            event = chunk(rid, model, {}, created=created)
-            event["choices"] = []
-            event["usage"] = usage
-            yield sse(event)
-        yield SSE_DONE
-        if stats:
-            self._learn(served, stats)
-        reply = "".join(parts)
-        self._remember(ctx, served, reply)
-        self.metrics.observe_latency(served, True, time.perf_counter() - ctx["t0"])
+        def on_end(reply: str, stats: dict[str, Any] | None, ok: bool) -> None:
+            if served == "local":
+                self.load.finished(time.perf_counter() - t_open if ok else None)
+            if not ok:
+                return
+            if stats:
+                self._learn(served, stats)
+            self._remember(ctx, served, reply)
+            self.metrics.observe_latency(served, True, time.perf_counter() - ctx["t0"])
+
+        events = relay(
+            ctx["rid"],
+            self.model_names[served],
+            served,
+            stream,
+            first,
+            ctx["req"].include_usage,
+            on_end,
+        )
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={**headers, "Cache-Control": "no-cache"}
+        )

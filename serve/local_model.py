@@ -41,6 +41,22 @@ def _error(kind: str, exc: BaseException | str) -> dict[str, Any]:
     return {"error": {"kind": kind, "message": message}}
 
 
+def context_window(model_path: str) -> int | None:
+    """`max_position_embeddings` of the model's HF config (None when it names none)."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_seq_len", "seq_length"):
+        value = config.get(key) or (config.get("text_config") or {}).get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 @serve.deployment(name="LocalModel")
 class LocalModel:
     """One transformers engine per replica; `concurrency` generations at a time."""
@@ -52,9 +68,15 @@ class LocalModel:
         self.engine = TransformersEngine(model_path, device=cfg.device, threads=cfg.threads)
         self.model_name = cfg.model_name
         self._slots = threading.BoundedSemaphore(cfg.concurrency)
+        self.context_window = context_window(model_path)
 
     def info(self) -> dict[str, Any]:
-        return {"model": self.model_name, "hardware": self.engine.hardware}
+        """What the ingress asks at start and on /readyz: name, hardware, context window."""
+        return {
+            "model": self.model_name,
+            "hardware": self.engine.hardware,
+            "context_window": self.context_window,
+        }
 
     def _count(self, text: str) -> int:
         return len(self.engine.tokenizer(text, add_special_tokens=False)["input_ids"])

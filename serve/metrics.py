@@ -1,9 +1,11 @@
 """Prometheus metrics of the router ingress: requests, decisions, fallbacks, latency histograms.
 
-Each metric is recorded twice: in a per-replica `prometheus_client` registry served at
-`GET /metrics` on the ingress (what one replica saw; readable without a Ray metrics agent), and
-through `ray.util.metrics`, which Ray exports on every node's metrics endpoint and aggregates
-across replicas (scrape that in a cluster).
+Every observation is one event `(metric, tags, value)`, recorded three ways: in a
+`prometheus_client` registry of the replica; in `pending`, which the ingress ships in batches to
+the application's `RouterState` deployment (serve/state.py), where the same events are replayed
+into one registry for all replicas, so `GET /metrics` is monotonic whichever replica answers;
+and through `ray.util.metrics`, which Ray exports on every node's metrics endpoint (scrape that
+in a cluster; the Grafana dashboard in cluster/grafana/ reads either).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, export_ray: bool = True, share: bool = False) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
         self.registry = CollectorRegistry()
@@ -57,7 +59,18 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self._local = {
+            "requests": self.requests,
+            "decisions": self.decisions,
+            "fallbacks": self.fallbacks,
+            "latency": self.latency,
+            "hop": self.hop,
+            "ttft": self.ttft,
+        }
+        self.pending: list[tuple[str, dict[str, str], float | None]] | None = [] if share else None
         self._ray = None
+        if not export_ray:
+            return
         with contextlib.suppress(Exception):  # outside a Ray worker there is nothing to export to
             from ray.util import metrics as rm
 
@@ -86,7 +99,38 @@ class Metrics:
                     "Router hop",
                     boundaries=list(LATENCY_BUCKETS),
                 ),
+                "ttft": rm.Histogram(
+                    "localroute_ttft_seconds",
+                    "Time to the first streamed chunk",
+                    boundaries=list(LATENCY_BUCKETS),
+                    tag_keys=("served_by",),
+                ),
             }
+
+    def record(self, name: str, tags: dict[str, str], value: float | None = None) -> None:
+        """One event: a counter increment (value None) or a histogram observation."""
+        m = self._local[name]
+        m = m.labels(**tags) if tags else m
+        if value is None:
+            m.inc()
+        else:
+            m.observe(value)
+        if self.pending is not None:
+            self.pending.append((name, tags, value))
+        self._ray_inc(name, tags, value)
+
+    def take(self) -> list[tuple[str, dict[str, str], float | None]]:
+        """The events recorded since the last take (to ship to the shared store)."""
+        out = self.pending or []
+        if self.pending is not None:
+            self.pending = []
+        return out
+
+    def replay(self, events) -> None:
+        """Record events shipped by `take()` elsewhere (the shared store's side)."""
+        for name, tags, value in events:
+            if name in self._local:
+                self.record(name, dict(tags), value)
 
     def _ray_inc(self, name: str, tags: dict[str, str], value: float | None = None) -> None:
         if self._ray is None:
@@ -99,31 +143,22 @@ class Metrics:
                 m.observe(value, tags=tags or None)
 
     def request(self, route: str, status: int) -> None:
-        tags = {"route": route, "status": str(status)}
-        self.requests.labels(**tags).inc()
-        self._ray_inc("requests", tags)
+        self.record("requests", {"route": route, "status": str(status)})
 
     def decision(self, decision: str, served_by: str, router: str) -> None:
-        tags = {"decision": decision, "served_by": served_by, "router": router}
-        self.decisions.labels(**tags).inc()
-        self._ray_inc("decisions", tags)
+        self.record("decisions", {"decision": decision, "served_by": served_by, "router": router})
 
     def fallback(self, from_side: str, to_side: str, kind: str) -> None:
-        tags = {"from_side": from_side, "to_side": to_side, "kind": kind}
-        self.fallbacks.labels(**tags).inc()
-        self._ray_inc("fallbacks", tags)
+        self.record("fallbacks", {"from_side": from_side, "to_side": to_side, "kind": kind})
 
     def observe_latency(self, served_by: str, stream: bool, seconds: float) -> None:
-        tags = {"served_by": served_by, "stream": str(stream).lower()}
-        self.latency.labels(**tags).observe(seconds)
-        self._ray_inc("latency", tags, seconds)
+        self.record("latency", {"served_by": served_by, "stream": str(stream).lower()}, seconds)
 
     def observe_hop(self, seconds: float) -> None:
-        self.hop.observe(seconds)
-        self._ray_inc("hop", {}, seconds)
+        self.record("hop", {}, seconds)
 
     def observe_ttft(self, served_by: str, seconds: float) -> None:
-        self.ttft.labels(served_by=served_by).observe(seconds)
+        self.record("ttft", {"served_by": served_by}, seconds)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

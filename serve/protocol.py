@@ -88,6 +88,28 @@ def _text_content(content: Any, where: str) -> str:
     raise APIError(400, f"{where} must be a string or a list of text parts", param=where)
 
 
+def _unsupported(body: dict[str, Any]) -> None:
+    """400 for what the router cannot honour on both sides: several choices, tools, formats."""
+    n = body.get("n")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n != 1):
+        raise APIError(400, "'n' must be 1: the router returns exactly one choice", param="n")
+    for name in ("tools", "functions"):
+        if body.get(name):
+            raise APIError(
+                400, f"'{name}' is not supported: the router serves text chat only", param=name
+            )
+    if body.get("tool_choice") not in (None, "none"):
+        raise APIError(400, "'tool_choice' is not supported without tools", param="tool_choice")
+    fmt = body.get("response_format")
+    if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
+        raise APIError(
+            400,
+            '\'response_format\' is not supported (only {"type": "text"}): the local model '
+            "cannot guarantee JSON output",
+            param="response_format",
+        )
+
+
 def parse_chat_request(raw: bytes, *, max_messages: int, max_tokens_limit: int) -> ChatRequest:
     """Validate a request body; raises APIError(400) naming the offending field."""
     try:
@@ -120,13 +142,17 @@ def parse_chat_request(raw: bytes, *, max_messages: int, max_tokens_limit: int) 
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise APIError(400, "'stream' must be a boolean", param="stream")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
-        raise APIError(400, "'max_tokens' must be a positive integer", param="max_tokens")
-    if max_tokens is not None and max_tokens > max_tokens_limit:
-        raise APIError(400, f"'max_tokens' must be <= {max_tokens_limit}", param="max_tokens")
+    max_tokens = None
+    for name in ("max_tokens", "max_completion_tokens"):  # both checked; the newer one wins
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise APIError(400, f"'{name}' must be a positive integer", param=name)
+        if value > max_tokens_limit:
+            raise APIError(400, f"'{name}' must be <= {max_tokens_limit}", param=name)
+        max_tokens = value
+    _unsupported(body)
     temperature = body.get("temperature", 0.0)
     if temperature is None:
         temperature = 0.0

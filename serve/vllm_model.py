@@ -53,6 +53,15 @@ class VLLMLocalModel:
         self.llm = llm.options(stream=True)
         self.cfg = cfg
 
+    def info(self) -> dict[str, Any]:
+        """Name and context window: vLLM's `max_model_len` if set, else the model's config."""
+        from serve.local_model import context_window
+
+        window = self.cfg.vllm.engine_kwargs.get("max_model_len")
+        if window is None:
+            window = context_window(self.cfg.vllm.model_source)
+        return {"model": self.cfg.vllm.model_id, "hardware": "vllm", "context_window": window}
+
     def _request(self, payload: dict[str, Any], stream: bool):
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 

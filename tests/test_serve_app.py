@@ -146,8 +146,15 @@ def test_unary_headers_follow_the_fusion(served) -> None:
 
     c = client(served["url"])
     seen = set()
-    for text in ["What is 2 + 2?", "Prove that there are infinitely many primes.", "Say hi."]:
-        h, r = ask(c, "localroute", user(text), max_tokens=4)
+    texts = ["What is 2 + 2?", "Prove that there are infinitely many primes.", "Say hi."]
+    asks = [("localroute", t) for t in texts]
+    # With alpha 0 the router's p alone decides: some of these go to each side.
+    asks += [("router-random-0.5-alpha0", f"Name a prime above {10 * i}.") for i in range(12)]
+    for i, (model, text) in enumerate(asks):
+        if i >= len(texts) and seen == {"local", "cloud"}:
+            break
+        h, r = ask(c, model, user(text), max_tokens=4)
+        assert h.get_list("x-request-id") == [r.id.removeprefix("chatcmpl-")]
         p = float(h["x-localroute-p"])
         expect_p = make_router("random").score({"text": np.array([text], dtype=object)})[0]
         assert p == pytest.approx(expect_p, rel=1e-5)
@@ -160,6 +167,7 @@ def test_unary_headers_follow_the_fusion(served) -> None:
         assert r.model == {"local": "local-tiny-qwen2", "cloud": "echo-large"}[side]
         assert r.choices[0].message.role == "assistant"
         seen.add(side)
+    assert seen == {"local", "cloud"}  # both sides answered, each as its headers say
     # Forcing each side through RouteLLM-style model names reaches both deployments.
     h, r = ask(c, "router-always-cloud-0.5", user("ping"))
     assert h["x-localroute-decision"] == "cloud" and r.choices[0].message.content == "echo: ping"
@@ -265,7 +273,13 @@ def test_every_error_code_is_openai_shaped(served) -> None:
         r = httpx2.post(f"{url}/v1/chat/completions", content=body, headers=auth)
         assert r.status_code == status, r.text
         assert r.json()["error"]["type"] == "invalid_request_error"
-        assert r.headers["x-request-id"].startswith("chatcmpl-")
+        assert len(r.headers.get_list("x-request-id")) == 1 and r.headers["x-request-id"]
+    # A client's own request id comes back, once.
+    bad = {"model": "localroute", "messages": user("x"), "n": 2}
+    r = httpx2.post(
+        f"{url}/v1/chat/completions", json=bad, headers={**auth, "x-request-id": "trace-42"}
+    )
+    assert r.status_code == 400 and r.headers.get_list("x-request-id") == ["trace-42"]
     r = httpx2.get(f"{url}/v1/nothing-here", headers=auth)
     assert r.status_code == 404 and "error" in r.json()
 

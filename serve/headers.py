@@ -1,0 +1,46 @@
+"""The `x-localroute-*` response headers: every term of the decision, and what happened to it.
+
+`x-request-id` is not set here: Ray Serve's proxy sends exactly one (the client's own when it
+sent one, else a fresh id), and the ingress reads it from the request to use as the response id.
+"""
+
+from __future__ import annotations
+
+import math
+
+from serve.decision import Decision
+
+
+def header_float(x: float) -> str:
+    return "nan" if math.isnan(x) else f"{x:.6g}"
+
+
+def ascii_header(text: str) -> str:
+    return text.encode("ascii", "replace").decode()
+
+
+def decision_headers(
+    d: Decision, served: str, router: str, failures: list[tuple[str, dict]]
+) -> dict[str, str]:
+    """The decision's terms: p, p~, theta, alpha, T_s (with the local wait), T_e, the switch."""
+    reason = d.reason
+    h = {
+        "x-localroute-decision": served,
+        "x-localroute-chosen": d.side,
+        "x-localroute-p": header_float(d.p),
+        "x-localroute-p-fused": header_float(d.fused),
+        "x-localroute-theta": header_float(d.theta),
+        "x-localroute-alpha": header_float(d.alpha),
+        "x-localroute-t-local": header_float(d.t_local),
+        "x-localroute-t-cloud": header_float(d.t_cloud),
+        "x-localroute-local-wait": header_float(getattr(d, "local_wait_s", 0.0)),
+        "x-localroute-router": router,
+        "x-localroute-switch": "true" if (d.prev_side and d.prev_side != served) else "false",
+    }
+    if failures:
+        side, err = failures[0]
+        kind = err.get("kind", "error")
+        h["x-localroute-fallback"] = f"{side}->{served}; {kind}"
+        reason = f"fallback to {served}: {side} failed ({kind}); chosen by fusion: {reason}"
+    h["x-localroute-reason"] = ascii_header(reason)
+    return h
