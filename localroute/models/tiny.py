@@ -1,9 +1,11 @@
-"""A tiny decoder LM with random weights, built locally (no hub download is possible here).
+"""A tiny random-weight decoder LM, built locally: for unit tests that need a sub-second model.
 
-It stands in for a real local model (e.g. Qwen2.5-0.5B) wherever weights cannot be fetched: the
-architecture (Qwen2), tokenizer and chat template are real, only the weights are random, so every
-code path that loads `AutoModelForCausalLM` / `AutoModelForSequenceClassification` from a
-directory runs unchanged. Its answers are noise and are never reported as model quality.
+It is NOT the local model of this machine: that is SmolLM2-135M-Instruct (registry name
+`smollm2-135m`, localroute.models.smollm2). The tiny model keeps the architecture (Qwen2), a real
+tokenizer and a chat template, so every code path that loads `AutoModelForCausalLM` /
+`AutoModelForSequenceClassification` from a directory runs unchanged in well under a second; only
+the weights are random. Its answers are noise and are never reported as model quality. Registry
+name: `tiny`.
 """
 
 from __future__ import annotations
