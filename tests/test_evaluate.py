@@ -260,7 +260,8 @@ def test_the_learned_router_is_the_trained_artifact(evaluated: Path, artifact: P
     spec = json.loads((artifact / "router.json").read_text())
     art = m["artifact"]
     assert art["path"] == str(artifact.resolve()) and art["router"] == "task-prior"
-    assert art["fingerprint"] == spec["info"].get("fingerprint")
+    # router.json holds the fingerprint at the top level or in info (older artifacts: neither)
+    assert art["fingerprint"] == (spec.get("fingerprint") or spec["info"].get("fingerprint"))
     assert art["trained_on"]["source"] == "routellm_mmlu"
     assert m["routers"]["learned"] == "task-prior"
     for key in ("fusion_mmlu", "fusion_gsm8k"):
@@ -341,3 +342,44 @@ def test_report_opens_on_a_summary_equal_to_metrics(evaluated: Path, tmp_path: P
     assert html.count("<img") >= 1 + 2 + 1 and "<details>" in html
     again = write_report(evaluated / "metrics.json", tmp_path / "again" / "report.html")
     assert again.read_text() == html
+
+
+def test_each_pair_is_read_and_built_once(
+    small_build: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every experiment gets the same PairTable; a source's examples for a pair and its published
+    answers are read from the outcome Parquet once a run."""
+    import dataclasses
+    from collections import Counter
+
+    import localroute.routers.examples as examples
+    from pipelines.evaluate import pairs as pairs_mod
+    from pipelines.evaluate.context import make_context
+    from pipelines.evaluate.experiments import all_experiments
+
+    reads: Counter = Counter()
+    real_examples, real_answers = examples.pair_examples, pairs_mod._AnswerWords.read.__func__
+
+    def counted_examples(data_dir, source, local, cloud, *a, **k):
+        reads["examples", source, local, cloud] += 1
+        return real_examples(data_dir, source, local, cloud, *a, **k)
+
+    def counted_answers(cls, ctx, source):
+        reads["answers", source] += 1
+        return real_answers(cls, ctx, source)
+
+    monkeypatch.setattr(examples, "pair_examples", counted_examples)
+    monkeypatch.setattr(pairs_mod._AnswerWords, "read", classmethod(counted_answers))
+    ev = dataclasses.replace(
+        load_config(_config(tmp_path, None)).evaluate, routers=["random", "oracle"]
+    )
+    ctx = make_context(ev, 7, small_build, None, lambda *_: None)
+    tables = pairs_mod.PairTables(ctx)
+    out = {x.key: x.run(tables, ctx) for x in all_experiments(ev)}
+    assert reads and max(reads.values()) == 1, reads
+    assert ("examples", "routellm_mmlu", ev.mmlu[0].local, ev.mmlu[0].cloud) in reads
+    spec = ev.mmlu[0]
+    assert tables.single_turn(spec, "a") is tables.single_turn(spec, "b")
+    assert out["fusion_mmlu"]["pairs"][spec.name]["n_test"] == 300
+    assert {r["source"] for r in out["savings"]["rows"]} >= {"routellm_mmlu", "llmrouter"}
+    assert "learned" not in out["fusion_multiturn"]["routers"]

@@ -53,7 +53,7 @@ def load_artifact(path: str | Path) -> RouterArtifact:
     except RouterError as exc:
         raise ConfigError(f"evaluate.router_artifact: {exc}") from None
     info = getattr(router, "info", None) or {}
-    fp = info.get("fingerprint") or getattr(router, "fingerprint", None)
+    fp = getattr(router, "fingerprint", None) or info.get("fingerprint")  # either, or neither
     return RouterArtifact(
         path=p.resolve(),
         router=router,

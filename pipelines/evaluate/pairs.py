@@ -5,12 +5,14 @@ A :class:`PairTable` holds everything the experiments read about one pair: the e
 the per-query outcome of each side (quality, latency, energy, FLOPs, dollars), the latency gap
 T_e - T_s, and every router's score. :class:`PairTables` builds each table once per run (the
 outcome Parquet of a source is read once for the examples and once for the answer lengths) and
-hands the same table to every experiment that asks for it.
+hands the same table to every experiment that asks for it; a source's examples for a pair and its
+published answers are each read once a run.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +91,9 @@ def _to_batch(t: pa.Table | None) -> Batch | None:
     return to_batch(t) if t is not None and t.num_rows else None
 
 
+Examples = Callable[[str, str, str], pa.Table]  # (source, local, cloud) -> labelled examples
+
+
 @dataclass
 class _Rows:
     test: pa.Table
@@ -98,11 +103,11 @@ class _Rows:
     note: str | None = None
 
 
-def _single_turn_rows(ctx: EvalContext, spec: PairSpec) -> _Rows:
-    from localroute.routers.examples import pair_examples, split_of
+def _single_turn_rows(ctx: EvalContext, spec: PairSpec, examples: Examples) -> _Rows:
+    from localroute.routers.examples import split_of
 
     ev = ctx.cfg
-    ex = pair_examples(ctx.data_dir, spec.source, spec.local, spec.cloud)
+    ex = examples(spec.source, spec.local, spec.cloud)
     train = subsample(split_of(ex, "train"), ev.max_train_rows, ctx.seed)
     val = subsample(split_of(ex, "val"), ev.max_train_rows, ctx.seed)
     test_all = split_of(ex, "test")
@@ -125,18 +130,18 @@ def _single_turn_rows(ctx: EvalContext, spec: PairSpec) -> _Rows:
     return rows
 
 
-def _multi_turn_rows(ctx: EvalContext, spec: PairSpec) -> _Rows:
+def _multi_turn_rows(ctx: EvalContext, spec: PairSpec, examples: Examples) -> _Rows:
     """Every uncontaminated turn is evaluated; baselines fit on the same pair's other sources."""
-    from localroute.routers.examples import pair_examples, split_of
+    from localroute.routers.examples import split_of
 
     ev = ctx.cfg
-    ex = pair_examples(ctx.data_dir, spec.source, spec.local, spec.cloud)
+    ex = examples(spec.source, spec.local, spec.cloud)
     contaminated = np.asarray(ex["contaminated"].to_numpy(zero_copy_only=False), dtype=bool)
     test = ex.filter(pa.array(~contaminated))
     train_parts, val_parts = [], []
     for src in ev.mtbench_train_sources:
         if src in ctx.available:
-            tex = pair_examples(ctx.data_dir, src, spec.local, spec.cloud)
+            tex = examples(src, spec.local, spec.cloud)
             train_parts.append(split_of(tex, "train"))
             val_parts.append(split_of(tex, "val"))
     fit = (
@@ -198,6 +203,16 @@ class PairTables:
         self.ctx = ctx
         self._tables: dict[tuple[str, PairSpec], PairTable | None] = {}
         self._answers: dict[str, _AnswerWords] = {}
+        self._examples: dict[tuple[str, str, str], pa.Table] = {}
+
+    def examples(self, source: str, local: str, cloud: str) -> pa.Table:
+        """A source's labelled examples for a pair (read from the outcome table once a run)."""
+        from localroute.routers.examples import pair_examples
+
+        key = (source, local, cloud)
+        if key not in self._examples:
+            self._examples[key] = pair_examples(self.ctx.data_dir, source, local, cloud)
+        return self._examples[key]
 
     def answers(self, source: str) -> _AnswerWords | None:
         if source not in self.ctx.available:
@@ -225,7 +240,9 @@ class PairTables:
         if spec.source not in ctx.available:
             ctx.note(_missing(spec))
             return None
-        rows = (_single_turn_rows if kind == "single" else _multi_turn_rows)(ctx, spec)
+        rows = (_single_turn_rows if kind == "single" else _multi_turn_rows)(
+            ctx, spec, self.examples
+        )
         batch = _to_batch(rows.test)
         assert batch is not None, f"{spec.source}: no evaluated rows"
         qids, turns = list(batch["query_id"]), np.asarray(batch["turn"]).astype(int)
