@@ -20,6 +20,7 @@ from localroute.errors import DataError
 
 pytestmark = pytest.mark.timeout(180)
 QUIET = {"log": lambda *_: None}
+LOCALROUTE = str(Path(sys.executable).parent / "localroute")  # the installed command
 
 
 def test_no_question_in_two_splits(data_build):
@@ -54,7 +55,13 @@ def test_resolve_leaks_moves_copies_to_the_most_held_out_split():
 
 def test_summary_json_via_cli(data_build):
     out = subprocess.run(
-        [sys.executable, "-m", "localroute.cli", "data", "summary", str(data_build), "--json"],
+        [
+            str(Path(sys.executable).parent / "localroute"),
+            "data",
+            "summary",
+            str(data_build),
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -145,9 +152,7 @@ def test_bad_source_file_is_one_clear_error_and_writes_nothing(
     (out / "keep.txt").write_text("previous build")
     proc = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "localroute.cli",
+            LOCALROUTE,
             "data",
             "build",
             "--out",

@@ -1,15 +1,18 @@
 """`localroute submit`: the submission pieces, then real jobs on a real Ray head on 127.0.0.1.
 
 The head is started with `ray start --head --block` in its own session, with its own ports and
-temp dir, and ended in teardown by its process group (never `ray stop`, which would end every Ray
-on the machine), plus any process that carries its marker in its environment (job drivers run in
-sessions of their own).
+temp dir and token authentication on, and ended in teardown by its process group (never `ray
+stop`, which would end every Ray on the machine), plus any process that carries its marker in its
+environment (job drivers run in sessions of their own). The fixture waits for readiness (the job
+server answering, its GCS behind it, the node's job agent up), each wait bounded, never a fixed
+sleep; `localroute submit` itself waits for a job agent still starting.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -23,19 +26,22 @@ from pathlib import Path
 import pytest
 import yaml
 
-from localroute.config import load_config
+from cli.config import load_config  # the application's loader: every job section
 from localroute.errors import ConfigError
 from localroute.submit import (
     CONFIG_ENV,
     CONFIG_NAME_ENV,
     SubmitConfig,
+    SubmitError,
     build_runtime_env,
+    connect,
     entrypoint,
     exit_code,
     job_argv,
     materialise_config,
     pip_requirements,
     resolve_address,
+    submit_job,
     upload_excludes,
 )
 
@@ -175,13 +181,14 @@ def test_submit_section_errors_name_the_field(tmp_path, text, message):
         load_config(path)
 
 
-def _cli(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: float = 200, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "localroute.cli", *args],
+        [str(BIN / "localroute"), *args],  # the installed command
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
 
 
@@ -196,6 +203,72 @@ def test_bad_config_or_unreachable_server_is_one_error_line(tmp_path):
     proc = _cli("submit", "data", "--address", "http://127.0.0.1:9", "--config", str(good))
     assert proc.returncode == 2
     assert "error: cannot reach the Ray job server at http://127.0.0.1:9" in proc.stderr
+
+
+def test_the_library_does_not_import_the_cli():
+    """The CLI is the top floor: submitting and running a job go through the `localroute`
+    command, never an import of the CLI's modules."""
+    code = (
+        "import sys, localroute.submit, localroute.jobs.run, localroute.jobs.server; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cli' "
+        "or m.startswith(('localroute.cli', 'localroute.commands'))))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
+    for path in [REPO / "localroute" / "submit.py", *(REPO / "localroute" / "jobs").glob("*.py")]:
+        text = path.read_text()
+        assert "localroute.cli" not in text and "cli.main" not in text, path
+
+
+def test_every_section_is_checked_before_anything_is_sent(tmp_path):
+    """With the application's loader (as the CLI passes it) a bad job section stops the
+    submission here; without it the library still checks the sections it owns."""
+    from localroute.submit import submit
+
+    path = tmp_path / "c.yaml"
+    path.write_text("profile:\n  max_tokens: 0\n")
+    with pytest.raises(ConfigError, match=r"profile: max_turns and max_tokens must be >= 1"):
+        submit("profile", path, address="http://127.0.0.1:9", load_config=load_config)
+    path.write_text("submit:\n  max_file_mb: 0\n")
+    with pytest.raises(ConfigError, match=r"submit.max_file_mb must be > 0"):
+        submit("profile", path, address="http://127.0.0.1:9")
+
+
+class _StartingServer:
+    """A job server whose agent comes up after `busy` refusals."""
+
+    def __init__(self, busy: int, error: str = "No available agent to submit job, please try"):
+        self.busy, self.error, self.calls = busy, error, 0
+
+    def submit_job(self, **job):
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise RuntimeError(f"Request failed with status code 500: {self.error}")
+        return job["submission_id"]
+
+
+def test_submission_waits_for_a_starting_job_agent_within_a_deadline():
+    server = _StartingServer(busy=2)
+    assert submit_job(server, 30, poll_s=0.01, submission_id="j") == "j" and server.calls == 3
+    late = _StartingServer(busy=10**6)
+    t0 = time.monotonic()
+    with pytest.raises(SubmitError, match=r"agent was not up within 0.2 s"):
+        submit_job(late, 0.2, poll_s=0.05, submission_id="j")
+    assert 0.2 <= time.monotonic() - t0 < 5 and late.calls >= 2
+    other = _StartingServer(busy=1, error="Job with submission_id j already exists")
+    with pytest.raises(RuntimeError, match="already exists"):  # not a starting server: at once
+        submit_job(other, 30, poll_s=0.01, submission_id="j")
+    assert other.calls == 1
+
+
+def test_an_absent_job_server_is_waited_for_only_within_the_deadline():
+    port = _free_port()
+    t0 = time.monotonic()
+    with pytest.raises(SubmitError, match=rf"cannot reach the Ray job server at .*:{port} within"):
+        connect(f"http://127.0.0.1:{port}", ready_timeout_s=1.0, poll_s=0.1)
+    assert 1.0 <= time.monotonic() - t0 < 20
 
 
 # ------------------------------------------------------------------------ a real head on loopback
@@ -262,9 +335,11 @@ def ray_head():
         )
     }
     marker = f"LOCALROUTE_TEST_HEAD={uuid.uuid4().hex}"
+    token = secrets.token_hex(32)
     env = {
         **os.environ,
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_MODE": "token",  # as a real cluster should: every client needs the token
+        "RAY_AUTH_TOKEN": token,
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "RAY_USAGE_STATS_ENABLED": "0",
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # `python` is this venv's
@@ -289,25 +364,44 @@ def ray_head():
         cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
+    agent = f"http://127.0.0.1:{ports['dashboard-agent-listen-port']}/api/local_raylet_healthz"
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if head.poll() is not None:
-                raise RuntimeError(f"ray start exited {head.returncode}: see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
-        yield {"address": address, "gcs": f"127.0.0.1:{ports['port']}", "env": env}
+        _wait_ready(head, log.name, address, agent, headers, timeout_s=120)
+        yield {
+            "address": address,
+            "gcs": f"127.0.0.1:{ports['port']}",
+            "env": env,  # the head's: job drivers and clients holding the token
+            "headers": headers,  # for clients in this process (its RAY_AUTH_MODE is disabled)
+        }
     finally:
         _stop_head(head, marker.split("=")[1])
         log.close()
         import shutil
 
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _wait_ready(head, log: str, address: str, agent: str, headers: dict, timeout_s: float):
+    """Until the job server answers (version and job list: its GCS is up) and the head's job
+    agent serves; polls, fails at once if the head exits, and within `timeout_s` in any case."""
+    deadline = time.monotonic() + timeout_s
+    waiting = "the job server"
+    while True:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start exited {head.returncode}: see {log}")
+        try:
+            if waiting == "the job server":
+                connect(address, headers=headers)
+                waiting = "the job agent"
+            with urllib.request.urlopen(agent, timeout=2) as r:
+                assert r.status == 200
+            return
+        except (SubmitError, OSError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{waiting} not ready in {timeout_s} s: see {log}") from exc
+            time.sleep(min(0.25, left))
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -323,7 +417,10 @@ def test_data_job_streams_logs_and_writes_the_tables(ray_head, tmp_path):
         f"ray:\n  address: null\ndata:\n  source_dir: shipped\n  out: {out}\n"
         "  sources: [routellm_gsm8k]\n",
     )
-    proc = _cli("submit", "data", "--address", ray_head["address"], "--config", str(cfg), "--wait")
+    proc = _cli(
+        "submit", "data", "--address", ray_head["address"], "--config", str(cfg), "--wait",
+        env=ray_head["env"],
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "localroute job: localroute data build --out" in proc.stdout  # the job's own log
     assert "SUCCEEDED" in proc.stdout.splitlines()[-1]
@@ -335,7 +432,10 @@ def test_data_job_streams_logs_and_writes_the_tables(ray_head, tmp_path):
 
 def test_failed_job_exits_with_the_drivers_code(ray_head, tmp_path):
     cfg = _config(tmp_path, f"data:\n  source_dir: {tmp_path / 'absent'}\n  out: {tmp_path}/o\n")
-    proc = _cli("submit", "data", "--address", ray_head["address"], "--config", str(cfg), "--wait")
+    proc = _cli(
+        "submit", "data", "--address", ray_head["address"], "--config", str(cfg), "--wait",
+        env=ray_head["env"],
+    )  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output  # localroute's "error:" exit code, from the driver
     assert "source data directory not found" in proc.stdout, output
@@ -350,15 +450,30 @@ def test_no_wait_returns_at_once_with_the_job_id(ray_head, tmp_path):
     )
     proc = _cli(
         "submit", "data", "--address", ray_head["address"], "--config", str(cfg),
-        "--submission-id", "lr-test-nowait",
+        "--submission-id", "lr-test-nowait", env=ray_head["env"],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "submitted data job lr-test-nowait" in proc.stdout
     from localroute.submit import wait_for_job
 
-    client = JobSubmissionClient(ray_head["address"])
+    client = JobSubmissionClient(ray_head["address"], headers=ray_head["headers"])
     assert wait_for_job(client, "lr-test-nowait", timeout_s=150) == JobStatus.SUCCEEDED
     assert client.get_job_info("lr-test-nowait").metadata["localroute_kind"] == "data"
+
+
+def test_a_client_without_the_token_is_refused(ray_head, tmp_path):
+    cfg = _config(tmp_path, f"data:\n  source_dir: shipped\n  out: {tmp_path}/d\n")
+    env = {k: v for k, v in ray_head["env"].items() if k != "RAY_AUTH_TOKEN"}
+    for name, value in (("RAY_AUTH_MODE", "disabled"), ("RAY_AUTH_TOKEN", "not-the-token")):
+        proc = _cli(
+            "submit", "data", "--address", ray_head["address"], "--config", str(cfg),
+            env={**env, name: value} if name == "RAY_AUTH_MODE" else {**env, name: value},
+        )  # fmt: skip
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: cannot reach the Ray job server at {ray_head['address']}")
+        assert "auth" in last.lower() or "401" in last or "403" in last, last
+        assert "submitted" not in proc.stdout
 
 
 def test_rayjob_entrypoint_runs_a_config_file_from_the_image(ray_head, tmp_path):
@@ -371,11 +486,11 @@ def test_rayjob_entrypoint_runs_a_config_file_from_the_image(ray_head, tmp_path)
         f"ray:\n  address: null\ndata:\n  source_dir: shipped\n  out: {out}\n"
         "  sources: [routellm_mmlu]\n",
     )
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.job_submission import JobStatus
 
-    client = JobSubmissionClient(ray_head["address"])
-    job = client.submit_job(
-        entrypoint=f"cd {REPO} && python -m localroute.submit run data --config {cfg}"
+    client = connect(ray_head["address"], headers=ray_head["headers"])
+    job = submit_job(
+        client, entrypoint=f"cd {REPO} && python -m localroute.submit run data --config {cfg}"
     )
     assert wait_for_job(client, job, timeout_s=150) == JobStatus.SUCCEEDED, client.get_job_logs(job)
     from localroute.data.build import summary
@@ -438,7 +553,7 @@ def test_profile_job_writes_outcome_rows(ray_head, tmp_path):
     path = _config(tmp_path, yaml.safe_dump(cfg))
     proc = _cli(
         "submit", "profile", "--address", ray_head["address"], "--config", str(path), "--wait",
-        timeout=280,
+        timeout=280, env=ray_head["env"],
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "== profile: 1 pool(s)" in proc.stdout  # the job's log, streamed
