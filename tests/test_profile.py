@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from localroute.config import load_config
+from cli.config import load_config  # the application's loader: every job section
 from localroute.data.build import read_table
 from localroute.data.paths import SHIPPED_DIR
 from localroute.data.schema import QUERY_SCHEMA
@@ -126,3 +126,44 @@ def test_profile_configs_validate(tmp_path):
     bad.write_text("profile:\n  pools:\n    - {name: g, engine: nope}\n")
     with pytest.raises(ConfigError, match="profile.pools\\[0\\].engine"):
         load_config(bad)
+
+
+class _AllOrNothing:
+    """An engine like vLLM: one prompt past its context window fails the whole batch."""
+
+    limit = 200
+
+    def __init__(self):
+        self.batches: list[int] = []
+
+    def generate(self, requests):
+        from localroute.engines import Generation
+
+        self.batches.append(len(requests))
+        long = [r for r in requests if len(r.messages[-1]["content"]) > self.limit]
+        if long:
+            raise ValueError(f"prompt is longer than the maximum model length {self.limit}")
+        return [Generation(text=f"answer {r.messages[-1]['content']}") for r in requests]
+
+
+def test_a_batch_failed_by_one_long_prompt_answers_the_rest():
+    """Issue 12: an over-long prompt is one error row with its reason, not a failed batch."""
+    from localroute.engines import GenerationRequest
+    from pipelines.profile.worker import ProfileWorker
+
+    worker = object.__new__(ProfileWorker)  # the batch logic alone, without an actor
+    worker.engine = _AllOrNothing()
+    prompts = ["q1", "word " * 100, "q3"]
+    gens = worker._generate([GenerationRequest(_user(p)) for p in prompts])
+    assert [g.text for g in gens] == ["answer q1", "", "answer q3"]
+    assert [g.error is None for g in gens] == [True, False, True]
+    assert "maximum model length" in gens[1].error
+    assert worker.engine.batches == [3, 1, 1, 1]
+    # A healthy batch runs once, as one batch.
+    worker.engine = _AllOrNothing()
+    assert [g.error for g in worker._generate([GenerationRequest(_user("a"))] * 4)] == [None] * 4
+    assert worker.engine.batches == [4]
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]

@@ -1,0 +1,226 @@
+"""The Ray Data worker: one engine and meter per actor; each batch is answered turn by turn,
+metered, graded and written as one Parquet file, atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipelines.profile.config import PoolConfig
+from pipelines.profile.work import outcome_file
+
+
+class ProfileWorker:
+    """Holds one engine and meter; each call answers, meters, grades and writes one batch."""
+
+    def __init__(self, pool: PoolConfig, settings: dict, out_dir: str, run_id: str):
+        import ray
+
+        from localroute.energy import make_meter
+        from localroute.engines import make_engine
+
+        self.pool = pool
+        self.s = settings
+        self.out = Path(out_dir)
+        self.run_id = run_id
+        self.engine = make_engine(
+            self.pool.engine, settings["model_path"], **self.pool.engine_options
+        )
+        self.meter = make_meter(self.pool.meter, self.pool.tdp_w, self.pool.tdp_cores)
+        self.judge = None
+        if settings.get("judge"):
+            from localroute.grading import Judge
+
+            j = settings["judge"]
+            self.judge = Judge(make_engine(j["engine"], j["model"], **j["engine_options"]))
+        # Where this actor runs: tests check placement against it.
+        ctx = ray.get_runtime_context()
+        workers = self.out / "workers"
+        workers.mkdir(parents=True, exist_ok=True)
+        record = {"pool": self.pool.name, "node_id": ctx.get_node_id(), "pid": os.getpid()}
+        (workers / f"{self.pool.name}-{os.getpid()}.json").write_text(json.dumps(record))
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from localroute.data.schema import OUTCOME_SCHEMA, to_table
+
+        queries = batch.to_pylist()
+        try:
+            rows = self._run(queries)
+        except Exception as exc:  # never crash the job: every turn of the batch gets the error
+            err = f"{type(exc).__name__}: {exc}"
+            rows = [
+                self._row(q, t, None, None, None, err)
+                for q in queries
+                for t in _turns(q, self.s)
+                if t not in (q["skip_turns"] or [])
+            ]
+        table = to_table(rows, OUTCOME_SCHEMA, f"pool {self.pool.name}")
+        self._write(table)
+        return pa.table(
+            {
+                "pool": [self.pool.name] * table.num_rows,
+                "latency_s": table["latency_s"],
+                "error": table["error"],
+            }
+        )
+
+    def _run(self, queries: list[dict]) -> list[dict]:
+        from localroute.energy.attribution import attribute
+        from localroute.energy.sampler import Sampler
+        from localroute.engines import GenerationRequest
+
+        rows: list[dict] = []
+        answers: dict[str, list[str]] = {q["query_id"]: [] for q in queries}
+        max_turn = max(max(_turns(q, self.s), default=0) for q in queries)
+        for turn in range(1, max_turn + 1):
+            active = [q for q in queries if turn in _turns(q, self.s)]
+            requests = [
+                GenerationRequest(
+                    conversation(q["turns"], turn, answers[q["query_id"]]),
+                    max_tokens=self.s["max_tokens"],
+                    temperature=self.s["temperature"],
+                    seed=self.s["seed"],
+                )
+                for q in active
+            ]
+            with Sampler(self.meter) as sampler:
+                gens = self._generate(requests)
+            energy = [None] * len(gens)
+            if len(sampler.samples) > 1 and sampler.seconds >= self.meter.update_period_s:
+                energy = attribute(sampler.samples, [g.spans for g in gens]).per_request
+                energy = [e if g.spans else None for e, g in zip(energy, gens, strict=True)]
+            grades = self._grade(active, gens, turn)
+            for q, g, e, gr in zip(active, gens, energy, grades, strict=True):
+                answers[q["query_id"]].append(g.text)
+                if turn not in (q["skip_turns"] or []):
+                    rows.append(self._row(q, turn, g, e, gr, g.error or (gr and gr.error)))
+        return rows
+
+    def _generate(self, requests: list) -> list:
+        """The engine's answers. A batch that fails as a whole (the engine raises, or gives every
+        request one same error, as vLLM does when one prompt exceeds the context window) is
+        answered again one request at a time, so only a request that fails alone (e.g. a prompt
+        past the model's context window) carries the error, and the rest of the batch its
+        answers."""
+        from localroute.engines import Generation
+
+        try:
+            gens = self.engine.generate(requests)
+        except Exception as exc:
+            if len(requests) == 1:
+                return [Generation(text="", error=f"{type(exc).__name__}: {exc}")]
+            gens = None
+        if gens is not None and (
+            len(requests) == 1 or not all(g.error for g in gens) or len({g.error for g in gens}) > 1
+        ):
+            return gens
+        return [g for r in requests for g in self._generate([r])]
+
+    def _grade(self, active: list[dict], gens: list, turn: int) -> list:
+        from localroute.grading import Grade, grade, grade_judged
+
+        grades: list = [None] * len(gens)
+        judged = []
+        for i, (q, g) in enumerate(zip(active, gens, strict=True)):
+            if g.error:
+                continue
+            if q["grading"] == "judge":
+                judged.append(i)
+                continue
+            try:
+                ref = turn_reference(q["reference"], turn, q["n_user_turns"])
+                grades[i] = grade(q["grading"], g.text, ref, q["choices"], self.s["code_timeout_s"])
+            except Exception as exc:
+                grades[i] = Grade(None, error=f"grading: {type(exc).__name__}: {exc}")
+        if judged and self.judge is not None:
+            pairs = [(_user_turn(active[i]["turns"], turn), gens[i].text) for i in judged]
+            for i, gr in zip(judged, grade_judged(self.judge, pairs), strict=True):
+                grades[i] = gr
+        return grades
+
+    def _row(self, q: dict, turn: int, g, energy: float | None, gr, error: str | None) -> dict:
+        p = self.pool
+        row = {
+            "query_id": q["query_id"],
+            "source": q["source"],
+            "turn": turn,
+            "model": p.model_label,
+            "model_size_b": p.model_size_b,
+            "hardware": p.hardware_label,
+            "engine": p.engine,
+            "error": error,
+            "provenance": "measured",
+            "run_id": self.run_id,
+            "energy_provenance": self.meter.provenance,
+            "energy_scope": self.meter.scope,
+        }
+        if g is not None:
+            timed = g.latency_s is not None
+            row |= {
+                "tokens_in": g.tokens_in,
+                "tokens_out": g.tokens_out,
+                "ttft_s": g.ttft_s,
+                "tpot_s": g.tpot_s,
+                "latency_s": g.latency_s,
+                "latency_provenance": "measured" if timed else None,
+                "energy_j": energy,
+                "answer": g.text,
+            }
+            if p.input_usd_per_m is not None and g.tokens_in is not None and g.tokens_out:
+                row["cost_usd"] = (
+                    g.tokens_in * p.input_usd_per_m + g.tokens_out * (p.output_usd_per_m or 0.0)
+                ) / 1e6
+        if gr is not None:
+            row |= {"score": gr.score, "score_raw": gr.score_raw, "correct": gr.correct}
+        return row
+
+    def _write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        keys = sorted(zip(table["query_id"].to_pylist(), table["turn"].to_pylist(), strict=True))
+        name = outcome_file(self.pool.model_label, self.pool.hardware_label, keys)
+        folder = self.out / "outcomes"
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, tmp)
+        os.replace(tmp, folder / name)  # atomic: a retried batch replaces, never duplicates
+
+
+def _turns(q: dict, s: dict) -> list[int]:
+    return list(range(1, min(q["n_user_turns"], s["max_turns"]) + 1))
+
+
+def conversation(turns: list[dict], k: int, answers: list[str]) -> list[dict]:
+    """Messages up to the k-th user turn; where the source fixes no assistant reply between two
+    user turns, the model's own earlier answer goes there."""
+    msgs: list[dict] = []
+    n_user = 0
+    for m in turns:
+        if m["role"] == "user":
+            n_user += 1
+            if n_user > k:
+                break
+            if msgs and msgs[-1]["role"] == "user":
+                msgs.append({"role": "assistant", "content": answers[n_user - 2]})
+        msgs.append({"role": m["role"], "content": m["content"]})
+    return msgs
+
+
+def _user_turn(turns: list[dict], k: int) -> str:
+    return [m["content"] for m in turns if m["role"] == "user"][k - 1]
+
+
+def turn_reference(reference: str | None, turn: int, n_user_turns: int) -> str | None:
+    """Multi-turn sources store one reference per turn as a JSON list."""
+    if reference is None or n_user_turns < 2 or not reference.startswith("["):
+        return reference
+    try:
+        refs = json.loads(reference)
+    except json.JSONDecodeError:
+        return reference
+    return refs[turn - 1] if turn <= len(refs) else None
