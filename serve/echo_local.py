@@ -5,7 +5,7 @@ It speaks the local side's protocol (`generate`, streaming `stream`, `info`) and
 
 * `start_delay_s`: the replica takes that long to start (readiness vs liveness);
 * a last user message containing `DIE_MID_STREAM`: the replica process exits after two
-  deltas (a replica that dies while a client is reading its stream);
+  deltas of a stream (a replica that dies while a client reads it), or before a unary answer;
 * `context_window`: what `info()` reports, as the transformers deployment reads it from the
   model's config.
 """
@@ -46,6 +46,8 @@ class EchoLocal:
 
     async def generate(self, payload: dict[str, Any]) -> dict[str, Any]:
         text = self._text(payload)
+        if DIE_MID_STREAM in text:
+            os._exit(1)  # dies before answering: the ingress must fall back
         await asyncio.sleep(self.delay_s)
         return {
             "text": text,

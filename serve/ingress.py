@@ -11,6 +11,7 @@ with fallback to the other side; the decision is reported in `x-localroute-*` he
 """
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -116,6 +117,9 @@ class RouterIngress:
         self.dispatch = Dispatcher(cfg, local, self.cloud, self.load)
         self.local_window = local_window
         self._tasks: set[asyncio.Task] = set()
+        self._window_task = None
+        with contextlib.suppress(RuntimeError):  # Serve runs __init__ on the replica's loop
+            self._window_task = asyncio.get_running_loop().create_task(self._fetch_window())
 
     # ------------------------------------------------------------------ the decision
 
@@ -174,6 +178,16 @@ class RouterIngress:
             self.local_window = int(info["context_window"])
         return info
 
+    async def _fetch_window(self, tries: int = 120) -> None:
+        """Ask the local deployment for its context window until it answers (it may still be
+        loading its model)."""
+        for _ in range(tries):
+            try:
+                await self._local_info(5.0)
+                return
+            except Exception:
+                await asyncio.sleep(1.0)
+
     async def _decide(self, request: Request, req, route, router) -> tuple[Decision, Any, bool]:
         """The policy's decision, the request's features, and whether it fits the local window."""
         feats = features(req.messages)
@@ -196,6 +210,9 @@ class RouterIngress:
             model,
             local_wait_s=self.load.wait_s(t_local_prior),
         )
+        task = self._window_task
+        if task is not None and not task.done():  # the first requests: a short wait for it
+            await asyncio.wait({task}, timeout=0.5)
         need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
         fits = not (self.local_window and need > self.local_window)
         if not fits:
@@ -214,6 +231,7 @@ class RouterIngress:
         """Liveness: this replica answers. Readiness (every backend answers) is /readyz."""
         return {
             "status": "ok",
+            "replica": serve.get_replica_context().replica_id.unique_id,
             "router": self.router_name,
             "theta": self.theta,
             "alpha": self.cfg.alpha,
@@ -281,8 +299,6 @@ class RouterIngress:
             )
         except APIError as exc:
             return self._error("chat", exc)
-        if self.local_window is None:
-            self._background(self._local_info(10.0))
         self._maybe_probe()
         self.metrics.observe_hop(time.perf_counter() - t0)
         ctx = {
