@@ -29,6 +29,14 @@ class ConfigPath(str):
     directory, where a job runs)."""
 
 
+CONFIGS_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def bundled(name: str) -> ConfigPath:
+    """The default for an input file: the one in the repository's ``configs/``."""
+    return ConfigPath(CONFIGS_DIR / name)
+
+
 @dataclass(frozen=True)
 class RayConfig:
     # None starts a local Ray instance bound to 127.0.0.1; "auto" or "ray://..." joins a cluster.
@@ -175,6 +183,12 @@ def _coerce(hint: Any, value: Any, where: str, base: Path | None) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: invalid value {value!r}")
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(
+                f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}"
+            )
+        return value
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where, base=base)
     if origin is list:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Literal
 
-from localroute.config import ConfigPath
+from localroute.config import ConfigPath, bundled
 from localroute.errors import ConfigError
 
 # The model ids the default pairs name (as they appear in the published outcome rows).
@@ -90,15 +90,15 @@ class EvaluateConfig:
     # router that is served, and the "learned" router of every experiment. Relative to the
     # config file that names it.
     router_artifact: ConfigPath | None = None
-    links_file: str = "configs/links.yaml"
-    prices_file: str = "configs/prices.yaml"
+    links_file: ConfigPath = field(default_factory=lambda: bundled("links.yaml"))
+    prices_file: ConfigPath = field(default_factory=lambda: bundled("prices.yaml"))
     link: str = "5g"  # a profile of links_file
     # Config fallback for per-token times (seed 001's Table I); null: no fallback.
     table1_preset: str | None = "paper-table1"
     # ML.ENERGY data (null: <shared data>/mlenergy when present); "none" disables calibration.
-    mlenergy_dir: str | None = None
+    mlenergy_dir: Literal["none"] | ConfigPath | None = None
     # Measured outcome rows (OUTCOME_SCHEMA Parquet) of a local model; null: none.
-    measured: str | None = None
+    measured: ConfigPath | None = None
     # Routers to compare: "learned" (the artifact) and baselines fitted here (BASELINE_ROUTERS).
     routers: list[str] = field(default_factory=lambda: ["learned", "random", "oracle"])
     # Deprecated, ignored: the learned router is router_artifact.
@@ -176,7 +176,7 @@ class EvaluateConfig:
         )
         from localroute.core.sides import CostConfigError
 
-        links_file = repo_path(self.links_file)
+        links_file = self.links_file
         try:
             get_link(self.link, load_link_profiles(links_file))
         except CostConfigError as exc:
@@ -206,11 +206,3 @@ class EvaluateConfig:
                     f"from {where}.router_artifact (`localroute train` writes it); name it "
                     "'learned'"
                 )
-
-
-def repo_path(p: str) -> Path:
-    """A config path: absolute, or relative to the working directory, else to the repository."""
-    path = Path(p)
-    if path.is_absolute() or path.exists():
-        return path
-    return Path(__file__).resolve().parents[2] / p

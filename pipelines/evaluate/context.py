@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localroute.errors import ConfigError
-from pipelines.evaluate.config import EvaluateConfig, repo_path
+from pipelines.evaluate.config import EvaluateConfig
 
 if TYPE_CHECKING:
     from localroute.core.latency import LatencyPreset
@@ -139,7 +139,7 @@ def make_context(
         load_link_profiles,
     )
 
-    links_file = repo_path(ev.links_file)
+    links_file = ev.links_file
     link = get_link(ev.link, load_link_profiles(links_file))  # unknown name: error lists known
     table1 = None
     if ev.table1_preset is not None:
@@ -165,7 +165,7 @@ def make_context(
         table1=table1,
         mlenergy=_mlenergy(ev),
         measured=measured,
-        prices=load_prices(repo_path(ev.prices_file)),
+        prices=load_prices(ev.prices_file),
         catalogue=_catalogue(data_dir, sorted(available)),
         artifact=artifact,
         router_params=dict(router_params or {}),
