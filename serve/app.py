@@ -44,7 +44,7 @@ def api_key_hashes(cfg: ServeConfig, environ: dict[str, str] | None = None) -> l
 
 def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None = None) -> dict:
     """The router to load in the ingress, checked here: an artifact directory or a name."""
-    from localroute.routers.base import RouterError, get_router_class
+    from localroute.routers import RouterError, get_router_class
 
     if artifact is not None or cfg.router.artifact:
         path = _resolve(str(artifact or cfg.router.artifact), base_dir)

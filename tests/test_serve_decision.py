@@ -299,3 +299,80 @@ def test_vllm_engine_without_vllm_is_a_config_error() -> None:
     local = LocalModelConfig(engine="vllm", vllm=VLLMSpec(model_source="Qwen/Qwen2.5-0.5B"))
     with pytest.raises(ConfigError, match="serve.local.engine: vllm needs vLLM"):
         build_app(ServeConfig(local=local), environ={"LOCALROUTE_API_KEYS": "k"})
+
+
+def test_cloud_deadline_covers_the_whole_request() -> None:
+    """A hung, trickling or dropping API costs at most `timeout_s` in all (retries included)."""
+    import time
+
+    from serve.cloud_client import CloudClient
+    from serve.echo import EchoServer
+
+    payload = {"messages": [{"role": "user", "content": "x"}]}
+    cfg = dict(timeout_s=1.0, retries=1, retry_backoff_s=0.01, api_key_env="LR_UNSET_VAR")
+
+    async def both(client):
+        t0 = time.monotonic()
+        out = await client.generate(payload)
+        t1 = time.monotonic()
+        items = [item async for item in client.stream(payload)]
+        return out, items, t1 - t0, time.monotonic() - t1
+
+    for mode, kind in [("hang", "timeout"), ("trickle", "timeout"), ("drop", "unreachable")]:
+        with EchoServer(mode=mode, hang_s=30, trickle_s=0.3) as server:
+            client = CloudClient(CloudModelConfig(base_url=server.base_url, **cfg))
+            out, items, t_unary, t_stream = _run(both(client))
+        assert out["error"]["kind"] == kind and items == [{"error": out["error"]}], mode
+        assert t_unary <= 1.1 and t_stream <= 1.1, (mode, t_unary, t_stream)
+        if mode == "hang":  # each try had its share of the deadline: the retry happened
+            assert server.requests == 4 and t_unary >= 0.9
+
+
+def test_local_queue_wait_and_estimates_floor() -> None:
+    from serve.decision import LocalLoad, estimated_tokens
+
+    load = LocalLoad(slots=2, weight=0.5, min_samples=2)
+    assert load.wait_s(4.0) == 0.0
+    load.started()
+    assert load.wait_s(4.0) == 0.0  # one in flight, a slot free
+    load.started()
+    load.started()
+    assert load.wait_s(4.0) == pytest.approx(2 / 2 * 4.0)  # prior service time until measured
+    load.finished(1.0)
+    load.finished(1.0)
+    assert load.inflight == 1 and load.wait_s(4.0) == 0.0
+    load.started()
+    load.started()
+    assert load.wait_s(4.0) == pytest.approx(2 / 2 * 1.0)  # measured service time now
+    est = LiveEstimates(weight=0.5, min_transfer_bytes=1, min_samples=3)
+    est.observe_rtt(0.5)
+    est.observe_rtt(0.5)
+    assert est.model(PRIOR()) == PRIOR()  # two samples: below the floor, the prior stands
+    est.observe_rtt(0.5)
+    assert est.model(PRIOR()).link.overhead_s == pytest.approx(0.5)
+    msgs = [{"role": "user", "content": "w " * 300}]
+    assert estimated_tokens(msgs, 10) >= 400 + 10  # 4/3 tokens per word at least
+
+
+def PRIOR():
+    return load_latency_model(LINKS, "paper-table1", "gsm8k")
+
+
+def test_metrics_replay_sums_replicas() -> None:
+    from serve.metrics import Metrics
+
+    a, b, store = Metrics(export_ray=False, share=True), Metrics(export_ray=False, share=True), None
+    store = Metrics(export_ray=False)
+    for m in (a, b):
+        m.request("chat", 200)
+        m.observe_hop(0.002)
+    a.decision("local", "local", "random")
+    store.replay(a.take())
+    store.replay(b.take())
+    assert a.take() == []  # taken once
+    text = store.render().decode()
+    assert 'localroute_requests_total{route="chat",status="200"} 2.0' in text
+    assert "localroute_router_hop_seconds_count 2.0" in text
+    assert (
+        'localroute_decisions_total{decision="local",router="random",served_by="local"} 1.0' in text
+    )
