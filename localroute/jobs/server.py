@@ -45,6 +45,15 @@ def _poll(deadline: float, poll_s: float) -> bool:
     return True
 
 
+def _refused_credentials(exc: BaseException) -> bool:
+    from ray.exceptions import AuthenticationError
+
+    text = str(exc)
+    return isinstance(exc, AuthenticationError) or any(
+        word in text for word in ("Unauthorized", "Forbidden", "status code 401", "status code 403")
+    )
+
+
 def connect(
     address: str, ready_timeout_s: float = 0.0, headers: dict | None = None, poll_s: float = 0.5
 ):
@@ -60,6 +69,12 @@ def connect(
             client.list_jobs()
             return client
         except Exception as exc:  # refused, timed out, HTTP errors, auth errors
+            if _refused_credentials(exc):  # waiting will not help
+                raise SubmitError(
+                    f"the Ray job server at {address} refused this client ({one_line(exc)}): "
+                    "it needs the cluster's token: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                    "(or RAY_AUTH_TOKEN_PATH)"
+                ) from exc
             if not _poll(deadline, poll_s):
                 waited = f" within {ready_timeout_s:g} s" if ready_timeout_s else ""
                 raise SubmitError(
