@@ -376,3 +376,20 @@ def test_metrics_replay_sums_replicas() -> None:
     assert (
         'localroute_decisions_total{decision="local",router="random",served_by="local"} 1.0' in text
     )
+
+
+def test_grafana_dashboard_reads_the_metrics_the_router_exports() -> None:
+    import json
+    import re
+
+    from serve.metrics import Metrics
+
+    dash = json.loads((REPO / "cluster" / "grafana" / "localroute-router.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {
+        re.sub(r"_(bucket|total)$", "", m) for e in exprs for m in re.findall(r"localroute_\w+", e)
+    }
+    text = Metrics(export_ray=False).render().decode()
+    types = re.findall(r"^# TYPE (localroute_\w+) ", text, flags=re.M)
+    exported = {re.sub(r"_total$", "", m) for m in types}
+    assert used and used <= exported, used - exported
