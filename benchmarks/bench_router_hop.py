@@ -4,10 +4,12 @@ and the same load against RouteLLM's own OpenAI server, all over one loopback ec
 Targets, all answering `POST /v1/chat/completions` with the echo server's reply:
 
 * `echo`       the OpenAI-compatible echo server itself (serve/echo.py, its own process);
-* `deployment` the CloudModel deployment called directly over Serve HTTP (no router);
-* `localroute` the full router: ingress (auth, parsing, router score, fusion) -> CloudModel;
-               model `router-random-0.0-alpha0` sends every request to the cloud side, so both
-               paths end in the same deployment and the difference is the router hop;
+* `deployment` the CloudModel deployment called directly over Serve HTTP (no router): what
+               one Serve HTTP hop to a Python replica costs;
+* `localroute` the full router: ingress (auth, parsing, router score, fusion) calling the echo
+               server from its own process (pooled HTTP client, no deployment hop); model
+               `router-random-0.0-alpha0` sends every request to the cloud side, so the
+               difference to `echo` is the router hop;
 * `routellm`   RouteLLM's `routellm.openai_server` (PyPI `routellm`, its `random` router,
                strong and weak models both the echo server via litellm), run from the separate
                virtualenv `.venv-routellm` on 127.0.0.1 when that exists.
@@ -159,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[subprocess.Popen] = []
     results: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_average_at_start": os.getloadavg(),
         "body": BODY,
     }
     echo_port = free_port()
@@ -237,8 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, xs in lat.items()
         }
         hop = {
-            "p50_ms": seq["localroute"]["p50_ms"] - seq["deployment"]["p50_ms"],
-            "p99_ms": seq["localroute"]["p99_ms"] - seq["deployment"]["p99_ms"],
+            "p50_ms": seq["localroute"]["p50_ms"] - seq["echo"]["p50_ms"],
+            "p99_ms": seq["localroute"]["p99_ms"] - seq["echo"]["p99_ms"],
         }
         results["sequential"] = seq
         hop["in_ingress_mean_ms"] = ingress_decision_ms(url)
@@ -247,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, s in seq.items():
             print(f"{name:<22}{s['p50_ms']:>10.2f}{s['p99_ms']:>10.2f}{s['mean_ms']:>10.2f}")
         print(
-            f"router hop (localroute - deployment): p50 {hop['p50_ms']:.2f} ms, "
+            f"router hop (localroute - echo): p50 {hop['p50_ms']:.2f} ms, "
             f"p99 {hop['p99_ms']:.2f} ms; of it in the ingress before the model call "
             f"(auth, parsing, score, fusion): mean {hop['in_ingress_mean_ms']:.3f} ms"
         )
@@ -277,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "router_hop.json").write_text(json.dumps(results, indent=1) + "\n")
+    start_load = results["load_average_at_start"]
+    print(f"load average (1, 5, 15 min): at start {start_load}, at end {os.getloadavg()}")
     print(f"wrote {out / 'router_hop.json'}")
     return 0
 
