@@ -151,8 +151,12 @@ def submit(
             f"note: {field_name} {value!r} is relative: on the cluster it resolves inside the "
             "job's copy of the project on the head node; use storage every node sees"
         )
+    # The config's path inside the project (where it is): the job writes it in the same place
+    # of its copy, so relative input paths resolve as they did here.
+    resolved = config_path.resolve()
+    name = resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else resolved.name
     runtime_env = build_runtime_env(
-        root, scfg, config_path.read_text(encoding="utf-8"), config_path.name, excludes
+        root, scfg, config_path.read_text(encoding="utf-8"), name, excludes
     )
     submission_id = submission_id or (
         f"localroute-{kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"

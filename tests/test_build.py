@@ -94,6 +94,9 @@ def test_build_without_raw_data_uses_the_shipped_build(tmp_path):
     out = tmp_path / "data"
     manifest = build(out, SHIPPED, **QUIET)
     assert manifest["origin"] == "shipped"
+    # "shipped" in a config file, resolved against the file's folder, is still the keyword.
+    resolved = build(tmp_path / "again", tmp_path / "configs" / SHIPPED, ["gsm8k"], **QUIET)
+    assert resolved["origin"] == "shipped"
     assert summary(out)["outcomes"]["llmrouter"] == (5608 + 500) * 9
     with pytest.raises(DataError, match="not in the shipped build"):
         build(tmp_path / "x", SHIPPED, ["routerdc_gsm8k"], **QUIET)

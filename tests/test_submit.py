@@ -137,6 +137,26 @@ def test_a_submitted_config_joins_the_cluster(tmp_path):
     assert entrypoint("train", ["--a b"]) == "python -m localroute.submit run train '--a b'"
 
 
+def test_the_job_writes_its_config_where_relative_inputs_resolve_as_here(tmp_path, monkeypatch):
+    """An input path resolves against its config file's folder: the job writes the config in
+    the same folder of its copy of the project (or beside the RayJob's file)."""
+    from localroute.config import DataConfig, load_section
+    from localroute.jobs.run import config_home
+
+    copy = tmp_path / "copy"  # the job's working directory: its copy of the project
+    (copy / "configs").mkdir(parents=True)
+    monkeypatch.chdir(copy)
+    assert config_home("configs/c.yaml") == copy / "configs"
+    assert config_home("c.yaml") == copy
+    assert config_home("../outside.yaml") == copy and config_home("/abs/c.yaml") == copy
+    assert config_home("absent/c.yaml") == copy
+    assert config_home("c.yaml", source=copy / "configs" / "c.yaml") == copy / "configs"
+    text = "data:\n  source_dir: ../raw\n"
+    path = materialise_config(text, "configs/c.yaml", config_home("configs/c.yaml"), ".job.yaml")
+    assert path == copy / "configs" / ".job.yaml"
+    assert load_section(path, "data", DataConfig).source_dir == str(copy / "configs" / "../raw")
+
+
 def test_relative_output_paths_are_named(tmp_path):
     from localroute.submit import _relative_outputs
 

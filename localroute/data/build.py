@@ -26,6 +26,15 @@ KINDS = tuple(TABLES)
 SHIPPED = "shipped"  # as source_dir: use the build shipped in the package, even if raw data exists
 
 
+def is_shipped(source_dir: str | Path | None) -> bool:
+    """The keyword "shipped", also as a config resolves it against its own folder
+    (`<config folder>/shipped`, a folder that does not exist)."""
+    if source_dir is None:
+        return False
+    path = Path(source_dir)
+    return str(source_dir) == SHIPPED or (path.name == SHIPPED and not path.exists())
+
+
 def build(
     out: Path,
     source_dir: str | Path | None = None,
@@ -38,7 +47,7 @@ def build(
     Reads the raw files when a source directory is found (see `find_shared_data`), else (or when
     `source_dir` is "shipped") copies the build shipped inside the package.
     """
-    root = None if source_dir == SHIPPED else find_shared_data(source_dir)
+    root = None if is_shipped(source_dir) else find_shared_data(source_dir)
     # Only shippable sources exist without the raw data.
     only_shippable = shippable_only or root is None
     names = sources or [s.name for s in SOURCES if s.shippable or not only_shippable]

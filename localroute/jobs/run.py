@@ -4,6 +4,7 @@ then run the ordinary `localroute` command for its kind, as its own process."""
 from __future__ import annotations
 
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -35,8 +36,9 @@ def job_argv(kind: str, config_file: Path, job_args: list[str]) -> list[str]:
     return [*JOB_KINDS[kind], "--config", str(config_file), *job_args]
 
 
-def materialise_config(text: str, name: str, directory: Path) -> Path:
-    """Write the submitted config with `ray.address: auto`, so the job joins this cluster."""
+def materialise_config(text: str, name: str, directory: Path, filename: str | None = None) -> Path:
+    """Write the submitted config with `ray.address: auto`, so the job joins this cluster, as
+    `directory/filename` (default: the config's own file name)."""
     raw = yaml.safe_load(text) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: top level must be a mapping")
@@ -44,9 +46,22 @@ def materialise_config(text: str, name: str, directory: Path) -> Path:
     if not isinstance(ray_section, dict):
         raise ConfigError(f"{name}: ray must be a mapping")
     raw["ray"] = {**ray_section, "address": "auto"}
-    path = directory / Path(name).name
+    path = directory / (filename or Path(name).name)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     return path
+
+
+def config_home(name: str, source: Path | None = None) -> Path:
+    """The folder the job writes its config into: the one its file came from, so relative input
+    paths (resolved against their config file's folder) mean what they meant where the config was
+    checked. That is the RayJob's file's folder, or the submitted file's folder inside the job's
+    copy of the project (`name` is its path from the project root); else the working directory."""
+    if source is not None:
+        return source.resolve().parent
+    rel = Path(name)
+    if not rel.is_absolute() and ".." not in rel.parts and (Path.cwd() / rel.parent).is_dir():
+        return Path.cwd() / rel.parent
+    return Path.cwd()
 
 
 def command_path() -> str:
@@ -75,6 +90,7 @@ def _child_env() -> dict[str, str]:
 def run_submitted(kind: str, job_args: list[str]) -> int:
     """Entry point of a submitted job (`python -m localroute.submit run KIND [ARGS]`)."""
     text, name = os.environ.get(CONFIG_ENV), os.environ.get(CONFIG_NAME_ENV, "config.yaml")
+    source = None
     if text is None and job_args[:1] == ["--config"] and len(job_args) > 1:
         # A RayJob manifest: the config is a file in the image (cluster/kuberay/rayjob-*.yaml).
         source, job_args = Path(job_args[1]), job_args[2:]
@@ -89,14 +105,23 @@ def run_submitted(kind: str, job_args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
+    filename = f".localroute-job-{secrets.token_hex(4)}-{Path(name).name}"
     with tempfile.TemporaryDirectory(prefix="localroute-job-") as tmp:
+        path = None
         try:
-            path = materialise_config(text, name, Path(tmp))
-            argv = job_argv(kind, path, job_args)
-            command = command_path()
-        except LocalrouteError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        print(f"localroute job: {shlex.join([COMMAND, *argv])} (cwd {Path.cwd()})", flush=True)
-        code = subprocess.run([command, *argv], env=_child_env()).returncode
+            try:
+                try:
+                    path = materialise_config(text, name, config_home(name, source), filename)
+                except OSError:  # a read-only folder: relative inputs resolve against tmp then
+                    path = materialise_config(text, name, Path(tmp), filename)
+                argv = job_argv(kind, path, job_args)
+                command = command_path()
+            except LocalrouteError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            print(f"localroute job: {shlex.join([COMMAND, *argv])} (cwd {Path.cwd()})", flush=True)
+            code = subprocess.run([command, *argv], env=_child_env()).returncode
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
         return code if code >= 0 else 128 - code  # killed by signal N: 128 + N, as a shell says
