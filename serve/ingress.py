@@ -267,6 +267,7 @@ class RouterIngress:
 
     @fastapi_app.get("/v1/models")
     async def models(self, request: Request) -> Response:
+        self.shared.ensure_flusher()
         try:
             check_key(request, self.key_hashes)
         except APIError as exc:
@@ -285,6 +286,7 @@ class RouterIngress:
     @fastapi_app.post("/v1/chat/completions")
     async def chat(self, request: Request) -> Response:
         t0 = time.perf_counter()
+        self.shared.ensure_flusher()
         rid = "chatcmpl-" + request_id(request)
         try:
             check_key(request, self.key_hashes)

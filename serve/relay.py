@@ -183,7 +183,8 @@ async def relay(
     include_usage: bool,
     on_end: Callable[[str, dict[str, Any] | None, bool], None],
 ) -> AsyncIterator[bytes]:
-    """SSE chunks of one stream; `on_end(reply, stats, ok)` runs once, however it ends."""
+    """SSE chunks of one stream; `on_end(reply, stats, ok)` runs once, however it ends (ok: the
+    side finished its answer; not when it failed or the client went away)."""
     created = int(time.time())
     parts: list[str] = []
     stats: dict[str, Any] | None = None
@@ -209,7 +210,7 @@ async def relay(
     finally:
         if failed is not None or stats is None:
             await stream.close()
-        on_end("".join(parts), stats, failed is None)
+        on_end("".join(parts), stats, failed is None and stats is not None)
     if failed is not None:
         # Mid-stream failure: an OpenAI-style error event, which clients raise on, then a clean end.
         code = "timeout" if failed == "timeout" else "upstream_error"

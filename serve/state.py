@@ -65,7 +65,7 @@ class SharedState:
         self._soon: asyncio.Task | None = None
         self._lock = asyncio.Lock()
 
-    def _ensure_flusher(self) -> None:
+    def ensure_flusher(self) -> None:
         if self.handle is not None and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._flusher())
 
@@ -93,7 +93,7 @@ class SharedState:
                 return False
 
     def put_session(self, key: str, side: str, context_words: int) -> None:
-        self._ensure_flusher()
+        self.ensure_flusher()
         self.sessions.put(key, side, context_words)
         if self.handle is not None:
             self._session_puts.append((key, side, context_words))
@@ -109,7 +109,7 @@ class SharedState:
 
     async def session(self, key: str, *, shared_first: bool) -> tuple[str, int] | None:
         """(side, context words) of a conversation's last turn, or None."""
-        self._ensure_flusher()
+        self.ensure_flusher()
         local = self.sessions.get(key)
         if self.handle is None or (local is not None and not shared_first):
             return (local.side, local.context_words) if local else None
@@ -121,7 +121,7 @@ class SharedState:
 
     async def render(self) -> tuple[bytes, str]:
         """The metrics of every replica (from the store), else this replica's alone."""
-        self._ensure_flusher()
+        self.ensure_flusher()
         if await self.flush():
             with contextlib.suppress(Exception):
                 return await asyncio.wait_for(self.handle.render.remote(), 5.0), "all"
