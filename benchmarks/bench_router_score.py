@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from localroute.metrics import roc_auc  # noqa: E402
-from localroute.routers import embed as embed_mod  # noqa: E402
+from localroute.routers import embedders as embed_mod  # noqa: E402
 from localroute.routers import make_router  # noqa: E402
 from localroute.routers.config import RoutersConfig  # noqa: E402
 from pipelines.routers import load_splits, subsample  # noqa: E402

@@ -2,13 +2,14 @@
 
 Splits: the source's train split fits, its val split (else a seeded tenth of train) calibrates
 and early-stops, its test split (contaminated prompts dropped) is what every figure reports.
-Light routers (knn, mlp, mf, task-prior) fit in-process; bert and decoder fit through Ray Train.
+Fitting is the library's (localroute.routers.training.fit, with the `routers.train` config
+passed explicitly): light routers (knn, mlp, mf, task-prior) learn in process, bert and decoder
+through Ray Train; every learned router's p is calibrated on the val split, then the threshold.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +19,11 @@ import pyarrow as pa
 from localroute.data.splits import hashed_split
 from localroute.errors import DataError
 from localroute.metrics import quality_vs_cloud_share, roc_auc, router_report
-from localroute.routers.base import Router, fingerprint, make_router
-from localroute.routers.calibrate import calibrate
+from localroute.routers import Router, make_router
+from localroute.routers.calibration import brier, ece
 from localroute.routers.config import RoutersConfig
 from localroute.routers.examples import pair_examples, score_matrix, split_of, to_batch
+from localroute.routers.training import fit
 
 
 @dataclass
@@ -100,20 +102,11 @@ def fit_router(
         rule=rcfg.rule,
         bar=rcfg.bar,
     )
-    router.train_config = replace(
-        rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path
-    )
+    tcfg = replace(rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path)
     # train.max_train_examples caps what Ray Train fine-tunes on; light routers see all of it
     cap = rcfg.train.max_train_examples if hasattr(router, "build") else None
     train = subsample(splits.train, train_size or cap, seed)
-    started = time.perf_counter()
-    fit_metrics = router.fit(train, splits.val) if router.trainable else {}
-    router.info.update(
-        fingerprint=fingerprint(train),
-        n_train=int(len(train["text"])),
-        fit_seconds=round(time.perf_counter() - started, 2),
-    )
-    calibrate(router, splits.val, rcfg.calibration.target, rcfg.calibration.value)
+    fit_metrics = fit(router, train, splits.val, config=tcfg, calibration=rcfg.calibration)
     return router, fit_metrics
 
 
@@ -123,6 +116,8 @@ def score_test_split(router: Router, test: dict) -> dict:
     cloud = p > router.threshold
     report.update(
         n_test=report.pop("n"),
+        brier=brier(p, test["label"]),
+        ece=ece(p, test["label"]),
         threshold=router.threshold,
         cloud_share=float(cloud.mean()),
         quality=float(np.where(cloud, test["q_cloud"], test["q_local"]).mean()),
@@ -147,12 +142,15 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         "test": score_test_split(router, splits.test),
     }
     router.save(out, metrics)
+    metrics["artifact_id"] = router.artifact_id  # known once saved: metrics.json says it too
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     t = metrics["test"]
     print(
         f"   test: AUC {_r(t['auc'])}, APGR {_r(t['apgr'])}; at the calibrated threshold "
         f"{t['threshold']:.3f}: cloud share {t['cloud_share']:.2f}, quality {t['quality']:.3f}"
     )
-    print(f"   artifact: {out}")
+    print(f"   calibrated p on test: Brier {_r(t['brier'])}, ECE {_r(t['ece'])}")
+    print(f"   artifact: {out} ({router.artifact_id})")
     return metrics
 
 

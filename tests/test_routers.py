@@ -12,10 +12,9 @@ import pytest
 
 from localroute.errors import DataError
 from localroute.metrics import roc_auc
-from localroute.routers import load_router, make_router
-from localroute.routers.base import ROUTERS, RouterError, get_router_class
-from localroute.routers.calibrate import threshold_for_cloud_share, threshold_for_quality
+from localroute.routers import ROUTERS, RouterError, get_router_class, load_router, make_router
 from localroute.routers.config import RoutersConfig, TrainConfig
+from localroute.routers.threshold import threshold_for_cloud_share, threshold_for_quality
 from pipelines.routers import fit_router, load_splits, score_test_split, subsample
 
 pytestmark = pytest.mark.timeout(400)
@@ -23,6 +22,18 @@ pytestmark = pytest.mark.timeout(400)
 PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
 LIGHT = ["random", "always-local", "always-cloud", "oracle", "task-prior", "knn", "mlp", "mf"]
 HEAVY = ["bert", "decoder"]
+
+
+@pytest.fixture(scope="session")
+def routers_data(request) -> Path:
+    """A build of ../shared/data when it is there (conftest's data_build), else the build the
+    package ships (localroute/data/shipped: the same RouteLLM and LLMRouter outcomes)."""
+    try:
+        return request.getfixturevalue("data_build")
+    except pytest.skip.Exception:
+        from localroute.data.paths import SHIPPED_DIR
+
+        return SHIPPED_DIR
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +54,9 @@ def rcfg(tmp_path_factory) -> RoutersConfig:
 
 
 @pytest.fixture(scope="module")
-def splits(data_build, rcfg):
+def splits(routers_data, rcfg):
     """RouteLLM GSM8K for Mixtral vs GPT-4: 758 train, 281 val, 268 test (uncontaminated)."""
-    s = load_splits(data_build, "routellm_gsm8k", PAIR, rcfg, seed=7)
+    s = load_splits(routers_data, "routellm_gsm8k", PAIR, rcfg, seed=7)
     s.val = subsample(s.val, 48, 0)
     s.test = subsample(s.test, 120, 0)
     return s
@@ -71,6 +82,9 @@ def test_light_router_fits_scores_and_round_trips(name, splits, rcfg, tmp_path):
     np.testing.assert_array_equal(again.score(splits.test), p)
     assert again.threshold == router.threshold
     assert again.info["fingerprint"] == router.info["fingerprint"]
+    assert again.artifact_id == router.artifact_id == f"{name}-{router.fingerprint}"
+    assert again.info["data_fingerprint"] == router.info["data_fingerprint"]
+    assert again.info["calibrator"]["method"] == router.info["calibrator"]["method"]
 
 
 def test_oracle_bounds_every_router_and_random_is_a_floor(splits, rcfg):
@@ -101,7 +115,7 @@ def test_transformer_router_trains_with_ray_train(name, splits, rcfg, ray_cluste
 
 def test_ray_train_resumes_after_a_killed_worker(splits, rcfg, ray_cluster, tmp_path):
     """Worker rank 0 exits mid-run once; Ray Train restarts the group from the checkpoint."""
-    from pipelines.train_router import fit_with_ray_train
+    from localroute.routers.training import fit_with_ray_train
 
     router = make_router("bert", seed=0)
     marker = tmp_path / "killed"
@@ -126,11 +140,15 @@ def test_calibration_hits_its_targets():
     assert np.where(p > t, q_cloud, q_local).mean() >= 0.9
 
 
-def test_learned_router_beats_random_on_llmrouter(data_build):
+def test_learned_router_beats_random_on_llmrouter(routers_data):
     """The routers issue's bar: a learned router >= 0.10 AUC over random on llmrouter."""
     rc = RoutersConfig()
     s = load_splits(
-        data_build, "llmrouter", "llama-3.1-8b-instruct,llama-3.1-nemotron-51b-instruct", rc, seed=0
+        routers_data,
+        "llmrouter",
+        "llama-3.1-8b-instruct,llama-3.1-nemotron-51b-instruct",
+        rc,
+        seed=0,
     )
     knn, _ = fit_router("knn", s, rc, 0)
     random_aucs = [
@@ -141,7 +159,7 @@ def test_learned_router_beats_random_on_llmrouter(data_build):
 
 def _cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "localroute.cli", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=300
     )
 
 
@@ -160,9 +178,9 @@ def _cli(*args):
         (["--router", "mlp", "--pair", PAIR, "--data", "gsm8k"], "source 'gsm8k' has no outcomes"),
     ],
 )
-def test_train_bad_input_is_one_clear_line(args, message, data_build, tmp_path):
+def test_train_bad_input_is_one_clear_line(args, message, routers_data, tmp_path):
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"data:\n  out: {data_build}\n")
+    cfg.write_text(f"data:\n  out: {routers_data}\n")
     proc = _cli("train", "--config", str(cfg), "--out", str(tmp_path / "a"), *args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
@@ -170,7 +188,7 @@ def test_train_bad_input_is_one_clear_line(args, message, data_build, tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_empty_training_split_is_an_error(data_build, tmp_path):
+def test_empty_training_split_is_an_error(routers_data, tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -181,7 +199,7 @@ def test_empty_training_split_is_an_error(data_build, tmp_path):
     # a build whose every query is in the test split
     for kind in ("queries", "outcomes"):
         (tmp_path / kind).mkdir()
-        table = read_table(data_build, kind, ["routellm_gsm8k"])
+        table = read_table(routers_data, kind, ["routellm_gsm8k"])
         if kind == "queries":
             table = table.set_column(
                 table.schema.get_field_index("split"), "split", pa.array(["test"] * table.num_rows)
@@ -194,7 +212,7 @@ def test_empty_training_split_is_an_error(data_build, tmp_path):
 @pytest.mark.parametrize("name", ["knn", "mlp"])
 def test_static_embedder_routers(name, splits, rcfg, tmp_path):
     """The fast "static" embedder (MiniLM token vectors, no layers) trains, scores, round-trips."""
-    from localroute.routers.embed import embed_static
+    from localroute.routers.embedders import embed_static
 
     v = embed_static(["What is 2 + 2?", "a"])
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-5)

@@ -8,48 +8,52 @@ from pathlib import Path
 
 import numpy as np
 
-from localroute.routers.base import Router, RouterError, register
-from localroute.routers.examples import Batch
+from localroute.routers.errors import RouterError
+from localroute.routers.features import Batch, clean_text, n_rows
+from localroute.routers.protocol import Router
 
 
 class _Untrained(Router):
-    """Needs no training data: fitting is a no-op."""
+    """Needs no training data; its scores are bounds or a coin, not estimates to calibrate."""
 
     trainable = False
-
-    def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
-        return {}
+    self_calibrated = True
 
 
-@register("random")
 class RandomRouter(_Untrained):
     """A uniform draw per query, seeded by its text: the same query always gets the same p."""
 
-    def score(self, batch: Batch) -> np.ndarray:
-        out = np.empty(len(batch["text"]))
+    name = "random"
+
+    def raw_score(self, batch: Batch) -> np.ndarray:
+        out = np.empty(n_rows(batch))
         for i, text in enumerate(batch["text"]):
-            digest = hashlib.blake2b(f"{self.seed}\x00{text}".encode(), digest_size=8).digest()
+            key = f"{self.seed}\x00{clean_text(text)}".encode()
+            digest = hashlib.blake2b(key, digest_size=8).digest()
             out[i] = int.from_bytes(digest, "big") / 2**64
         return out
 
 
-@register("always-local")
 class AlwaysLocal(_Untrained):
-    def score(self, batch: Batch) -> np.ndarray:
-        return np.zeros(len(batch["text"]))
+    name = "always-local"
+
+    def raw_score(self, batch: Batch) -> np.ndarray:
+        return np.zeros(n_rows(batch))
 
 
-@register("always-cloud")
 class AlwaysCloud(_Untrained):
-    def score(self, batch: Batch) -> np.ndarray:
-        return np.ones(len(batch["text"]))
+    name = "always-cloud"
+
+    def raw_score(self, batch: Batch) -> np.ndarray:
+        return np.ones(n_rows(batch))
 
 
-@register("oracle")
 class Oracle(_Untrained):
     """Reads the labels it is asked to predict: the upper bound no real router reaches."""
 
-    def score(self, batch: Batch) -> np.ndarray:
+    name = "oracle"
+
+    def raw_score(self, batch: Batch) -> np.ndarray:
         if "label" not in batch:
             raise RouterError("the oracle router needs the true labels (column 'label')")
         # Break ties towards the bigger quality gain, so the oracle curve is the best ordering.
@@ -59,22 +63,32 @@ class Oracle(_Untrained):
         return np.clip(0.5 * np.asarray(batch["label"], float) + 0.25 + 0.25 * gain, 0.0, 1.0)
 
 
-@register("task-prior")
 class TaskPrior(Router):
-    """The training split's mean label per task; the global mean for a task it never saw."""
+    """The training split's mean label per task; the global mean for a task it never saw, and
+    for a request that names no task (a served request without the task header)."""
 
-    def fit(self, train: Batch, val: Batch | None = None) -> dict[str, float]:
+    name = "task-prior"
+    self_calibrated = True  # frequencies on the training split
+    state_files = ("task_prior.json",)
+
+    def __init__(self, seed: int = 0, **params) -> None:
+        super().__init__(seed, **params)
+        self.calibrator = None  # a frequency table, but none until fitted
+
+    def learn(self, train: Batch, val: Batch | None) -> dict[str, float]:
         labels = np.asarray(train["label"], float)
         if labels.size == 0:
             raise RouterError("task-prior: empty training split")
         self.global_mean = float(labels.mean())
-        tasks = np.asarray(train["task"]).astype(str)
-        self.table = {t: float(labels[tasks == t].mean()) for t in np.unique(tasks)}
+        tasks = np.array([clean_text(t) for t in train["task"]], dtype=object)
+        self.table = {str(t): float(labels[tasks == t].mean()) for t in np.unique(tasks)}
         return {"n_tasks": float(len(self.table))}
 
-    def score(self, batch: Batch) -> np.ndarray:
-        tasks = np.asarray(batch["task"]).astype(str)
-        return np.array([self.table.get(t, self.global_mean) for t in tasks])
+    def raw_score(self, batch: Batch) -> np.ndarray:
+        if "task" not in batch:
+            self.warn_once("no_task", "no task column: every row gets the global prior")
+            return np.full(n_rows(batch), self.global_mean)
+        return np.array([self.table.get(clean_text(t), self.global_mean) for t in batch["task"]])
 
     def _save_state(self, path: Path) -> None:
         state = {"global_mean": self.global_mean, "table": self.table}

@@ -1,4 +1,5 @@
-"""The `routers:` config section: per-router parameters and how Ray Train fits the torch routers."""
+"""The `routers:` config section: per-router parameters, how Ray Train fits the torch routers
+(TrainConfig, defined by the training module), and how the threshold is chosen."""
 
 from __future__ import annotations
 
@@ -6,28 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localroute.errors import ConfigError
+from localroute.routers.registry import get_router_class
+from localroute.routers.training import TrainConfig
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    num_workers: int = 2
-    cpus_per_worker: float = 0.5  # fractions: on 2 cores the Ray Data read task must still run
-    use_gpu: bool = False  # nccl on GPUs, gloo on CPUs
-    epochs: int = 3
-    patience: int = 2  # early stop after this many epochs without a better validation AUC
-    batch_size: int = 32
-    lr: float = 5e-5
-    max_failures: int = 2  # worker failures Ray Train recovers from (resuming from a checkpoint)
-    max_train_examples: int | None = None  # subsample for speed (the demo); None = all
-    max_val_examples: int | None = 1000  # the per-epoch validation AUC every worker computes
-    storage_path: str | None = None  # None: <artifact dir>/ray_train
-
-    def check(self, where: str) -> None:
-        for name in ("num_workers", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{where}.{name} must be >= 1, got {getattr(self, name)}")
-        if self.cpus_per_worker <= 0 or self.lr <= 0:
-            raise ConfigError(f"{where}: cpus_per_worker and lr must be > 0")
+__all__ = ["CalibrationConfig", "RoutersConfig", "TrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +38,6 @@ class RoutersConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def check(self, where: str) -> None:
-        from localroute.routers.base import get_router_class
-
         if self.rule not in ("ge", "bar") or (self.rule == "bar" and self.bar is None):
             raise ConfigError(f"{where}.rule must be 'ge', or 'bar' with {where}.bar set")
         for name in [self.default, *self.params]:

@@ -3,11 +3,14 @@
 For a (local, cloud) pair the local model *suffices* when its score is at least the cloud's
 (rule "ge") or at least a quality bar (rule "bar"); the label a router learns is
 `needs_cloud = not suffices`, and a router's score p estimates P(needs_cloud).
+
+What a router reads of each example (the prompt, its history, their lengths) comes from
+features.py, which the request path shares; this module is the offline side (pyarrow, the
+data build).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -16,30 +19,16 @@ import pyarrow.compute as pc
 
 from localroute.data.build import read_table
 from localroute.errors import DataError
+from localroute.routers.features import Batch, conversation_text, split_conversation
 
-Batch = Mapping[str, np.ndarray]  # columns as numpy arrays, Ray Data's "numpy" batch format
-
-
-def conversation_text(turns: list[dict], upto_turn: int) -> tuple[str, int, int]:
-    """The conversation up to user turn `upto_turn` as one text, with (prompt, context) words.
-
-    Words stand in for tokens, as seed 001 does, so the cost model needs no tokenizer.
-    """
-    parts, seen, prompt_words, context_words = [], 0, 0, 0
-    for message in turns:
-        if message["role"] == "user":
-            seen += 1
-            if seen > upto_turn:
-                break
-        words = len(message["content"].split())
-        if message["role"] == "user" and seen == upto_turn:
-            prompt_words = words
-        else:
-            context_words += words
-        parts.append(
-            f"{message['role']}: {message['content']}" if upto_turn > 1 else message["content"]
-        )
-    return "\n\n".join(parts), prompt_words, context_words
+__all__ = [
+    "Batch",
+    "conversation_text",  # moved to features.py (no pyarrow); import it from there
+    "pair_examples",
+    "score_matrix",
+    "split_of",
+    "to_batch",
+]
 
 
 def pair_examples(
@@ -72,12 +61,13 @@ def pair_examples(
     rows = queries.take(pc.index_in(joined["query_id"], queries["query_id"]))
     for name in ("task", "turns", "split", "contaminated"):
         joined = joined.append_column(name, rows[name])
-    texts, prompt_words, context_words = [], [], []
+    texts, histories, prompt_words, context_words = [], [], [], []
     for turns, turn in zip(joined["turns"].to_pylist(), joined["turn"].to_pylist(), strict=True):
-        text, pw, cw = conversation_text(turns, turn)
-        texts.append(text)
-        prompt_words.append(pw)
-        context_words.append(cw)
+        row = split_conversation(turns, turn)
+        texts.append(row.prompt)
+        histories.append(row.context)
+        prompt_words.append(row.prompt_words)
+        context_words.append(row.context_words)
     q_local = joined["q_local"].to_numpy()
     q_cloud = joined["q_cloud"].to_numpy()
     suffices = q_local >= q_cloud if rule == "ge" else q_local >= bar
@@ -89,6 +79,7 @@ def pair_examples(
             "split": joined["split"],
             "contaminated": joined["contaminated"],
             "text": pa.array(texts, pa.string()),
+            "context": pa.array(histories, pa.string()),
             "prompt_words": pa.array(prompt_words, pa.int64()),
             "context_words": pa.array(context_words, pa.int64()),
             "q_local": q_local,

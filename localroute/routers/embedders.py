@@ -1,4 +1,4 @@
-"""Sentence embeddings for the embedding routers: all-MiniLM-L6-v2, loaded offline from PyPI.
+"""Text -> vector encoders for the embedding routers: all-MiniLM-L6-v2, offline from PyPI.
 
 Two kinds: "minilm", the full 6-layer encoder; and "static", the mean of MiniLM's own input token
 vectors (no transformer layers), which scores a query in tens of microseconds on one core where
@@ -7,6 +7,10 @@ the encoder needs milliseconds: the trade of speed against accuracy is measured 
 One process-wide encoder with a cache by text, in memory and (unless LOCALROUTE_CACHE=off) on
 disk under $LOCALROUTE_CACHE or ~/.cache/localroute, so evaluations that fit several routers, and
 reruns, embed each query once.
+
+Both read at most WINDOW tokens of a text: a longer prompt keeps its head and its tail
+(features.cut_by_offsets), never only its first WINDOW tokens. Texts are cleaned first
+(features.clean_text), so a lone surrogate or a non-str never fails a batch.
 """
 
 from __future__ import annotations
@@ -19,7 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from localroute.routers.features import clean_text, cut_by_offsets, head_tail, window_spans
+
 DIM = 384
+EMBEDDERS = ("minilm", "static")
+WINDOW = 254  # tokens of text read (MiniLM's 256 less [CLS] and [SEP])
 MODEL_TAG = "all-minilm-l6-v2"
 _lock = threading.Lock()
 _model = None
@@ -35,7 +43,7 @@ def minilm_path() -> str:
 
 def _cache_dir() -> Path | None:
     root = os.environ.get("LOCALROUTE_CACHE", str(Path.home() / ".cache" / "localroute"))
-    return None if root == "off" else Path(root) / f"embeddings-{MODEL_TAG}"
+    return None if root == "off" else Path(root) / f"embeddings-{MODEL_TAG}-w{WINDOW}"
 
 
 def _key(text: str) -> str:
@@ -88,19 +96,41 @@ def _static_tables():
         path = Path(minilm_path())
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         tokenizer.no_padding()
-        tokenizer.enable_truncation(256)
+        tokenizer.no_truncation()  # windowed by embed_static: head and tail
         table = load_file(str(path / "model.safetensors"))["embeddings.word_embeddings.weight"]
         _static = (tokenizer, table.astype(np.float32))
     return _static
 
 
+def _clean(texts) -> list[str]:
+    return [head_tail(clean_text(t)) for t in texts]
+
+
+def _head_tail_ids(ids: list[int]) -> list[int]:
+    head, tail = window_spans(len(ids), WINDOW)
+    return ids[:head] + (ids[len(ids) - tail :] if tail else [])
+
+
+def window(texts) -> list[str]:
+    """Each text cut to WINDOW MiniLM tokens (head and tail), for the full encoder."""
+    tokenizer, _ = _static_tables()
+    texts = _clean(texts)
+    out = []
+    for text, enc in zip(
+        texts, tokenizer.encode_batch(texts, add_special_tokens=False), strict=True
+    ):
+        out.append(cut_by_offsets(text, enc.offsets, WINDOW))
+    return out
+
+
 def embed_static(texts) -> np.ndarray:
     """Unit-norm mean of MiniLM's input token vectors, without [CLS]/[SEP]; shape (n, 384)."""
     tokenizer, table = _static_tables()
-    texts = [str(t) for t in texts]
+    texts = _clean(texts)
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    ids = [e.ids[1:-1] or e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+    encoded = tokenizer.encode_batch(texts, add_special_tokens=True)
+    ids = [_head_tail_ids(e.ids[1:-1]) or e.ids for e in encoded]
     lengths = np.array([len(i) for i in ids])
     sums = np.add.reduceat(table[np.concatenate(ids)], np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
     vectors = sums / lengths[:, None]
@@ -114,15 +144,16 @@ def embed(texts, batch_size: int = 64, kind: str = "minilm") -> np.ndarray:
         return embed_static(texts)
     if kind != "minilm":
         raise ValueError(f"unknown embedder {kind!r}: minilm or static")
-    keys = [_key(str(t)) for t in texts]
+    texts = _clean(texts)
+    keys = [_key(t) for t in texts]
     with _lock:
         _load_disk_cache()
-        todo = {k: str(t) for k, t in zip(keys, texts, strict=True) if k not in _cache}
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in _cache}
         if todo:
             vectors = (
                 _encoder()
                 .encode(
-                    list(todo.values()),
+                    window(todo.values()),
                     batch_size=batch_size,
                     normalize_embeddings=True,
                     convert_to_numpy=True,

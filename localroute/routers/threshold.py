@@ -1,7 +1,8 @@
 """Choose a router's threshold on a calibration split, as RouteLLM does.
 
 Either for a target cloud share (the threshold is that quantile of the scores) or for a target
-quality (the least cloud share whose mean quality on the split reaches it).
+quality (the least cloud share whose mean quality on the split reaches it). The scores are the
+router's calibrated p (calibration.py makes them probabilities; this picks the cut).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def threshold_for_quality(p, q_local, q_cloud, target: float) -> tuple[float, fl
     return threshold_for_cloud_share(p, share), share
 
 
-def calibrate(router, val: dict, target: str, value: float) -> dict:
-    """Set router.threshold from the validation split; returns what was chosen and why."""
+def choose_threshold(router, val: dict, target: str, value: float) -> dict:
+    """Set router.threshold from the validation split; records and returns what was chosen."""
     p = router.score(val)
     if target == "cloud_share":
         threshold, share = threshold_for_cloud_share(p, value), value
