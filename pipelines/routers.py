@@ -298,15 +298,17 @@ def summary_text(result: dict) -> str:
         f"# Routers on {result['source']}: {result['local']} (local) vs {result['cloud']} (cloud)",
         "",
         f"{result['n_train']} train, {result['n_val']} val, {result['n_test']} test examples "
-        "(contaminated prompts dropped from test).",
+        "(contaminated prompts dropped from test). Brier and ECE (10 bins) score the calibrated p "
+        "(Platt scaling fitted on the val split).",
         "",
-        "| router | AUC | F1 | APGR | CPT(50%) | CPT(80%) | AIQ |",
-        "|---|---|---|---|---|---|---|",
+        "| router | AUC | F1 | APGR | CPT(50%) | CPT(80%) | AIQ | Brier | ECE |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in result["routers"].items():
         lines.append(
             f"| {name} | {_r(m['auc'])} | {_r(m['f1'])} | {_r(m['apgr'])} | "
-            f"{_r(m['cpt50'])} | {_r(m['cpt80'])} | {_r(m['aiq'])} |"
+            f"{_r(m['cpt50'])} | {_r(m['cpt80'])} | {_r(m['aiq'])} | "
+            f"{_r(m.get('brier'))} | {_r(m.get('ece'))} |"
         )
     lines += [
         "",

@@ -17,6 +17,7 @@ import pytest
 from localroute.routers import ROUTERS, RouterError, load_router, make_router
 from localroute.routers.calibration import IDENTITY, brier, ece, fit_calibrator
 from localroute.routers.features import (
+    Turn,
     conversation_text,
     cut_by_offsets,
     request_batch,
@@ -276,7 +277,10 @@ def test_router_reads_the_prompt_not_a_shared_prefix():
     assert t2.prompt == "And times three?" and "must not see" not in t2.context
     assert t2.context == "system: Be brief.\n\nuser: What is 2 + 2?\n\nassistant: 4"
     assert (t2.prompt_words, t2.context_words) == (3, 8)
-    assert conversation_text(turns, 1) == ("What is 2 + 2?", 5, 2)
+    assert split_conversation(turns, 1) == Turn("What is 2 + 2?", "system: Be brief.", 5, 2)
+    # the whole-conversation rendering serve/decision.py shows (not what a router reads)
+    text, pw, cw = conversation_text(turns[:4], 2)
+    assert text.endswith("user: And times three?") and (pw, cw) == (3, 8)
     served = request_batch(turns[:4], task="math")
     assert served["text"][0] == t2.prompt and served["context"][0] == t2.context
     # a long shared preamble: the question at the end still changes what is embedded

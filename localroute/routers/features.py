@@ -119,9 +119,25 @@ def split_conversation(turns: Sequence[Mapping[str, str]], upto_turn: int) -> Tu
 
 
 def conversation_text(turns: Sequence[Mapping[str, str]], upto_turn: int) -> tuple[str, int, int]:
-    """(the prompt of user turn `upto_turn`, its words L_p, the earlier turns' words C_t)."""
-    turn = split_conversation(turns, upto_turn)
-    return turn.prompt, turn.prompt_words, turn.context_words
+    """The conversation up to user turn `upto_turn` as one text, with (prompt, context) words.
+
+    A rendering of the whole conversation ("role: content" once it has several turns), kept for
+    display and for callers that predate `split_conversation`; a router reads the prompt and
+    the history apart (`split_conversation`, `request_batch`).
+    """
+    parts, seen, prompt_words, context_words = [], 0, 0, 0
+    for message in turns:
+        content = clean_text(message["content"])
+        if message["role"] == "user":
+            seen += 1
+            if seen > upto_turn:
+                break
+        if message["role"] == "user" and seen == upto_turn:
+            prompt_words = words(content)
+        else:
+            context_words += words(content)
+        parts.append(f"{message['role']}: {content}" if upto_turn > 1 else content)
+    return "\n\n".join(parts), prompt_words, context_words
 
 
 def request_batch(messages: Sequence[Mapping[str, str]], task: str | None = None) -> dict:

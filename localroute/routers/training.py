@@ -219,16 +219,21 @@ def _loop(config: dict[str, Any]) -> None:
     ckpt = ray.train.get_checkpoint()
     if ckpt:
         with ckpt.as_directory() as d:
-            state = torch.load(Path(d) / "state.pt", weights_only=False)
+            state = torch.load(Path(d) / "state.pt", weights_only=False, map_location="cpu")
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optim"])
         start, best, stale = state["epoch"] + 1, state["best"], state["stale"]
     model = ray.train.torch.prepare_model(module)
+    device = ray.train.torch.get_device()  # a GPU under placement kinds with one, else the CPU
     rank = ray.train.get_context().get_world_rank()
     shard = ray.train.get_dataset_shard("train")
     val = config["val"]
     pos = float(config["pos_rate"])
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - pos) / max(pos, 1e-3)))
+    weight = torch.tensor((1 - pos) / max(pos, 1e-3), device=device)
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+
+    def inputs(batch) -> dict:
+        return {k: v.to(device) for k, v in router.encode(tokenizer, batch).items()}
 
     for epoch in range(start, tcfg.epochs):
         marker = config.get("fail_once_marker")
@@ -243,8 +248,9 @@ def _loop(config: dict[str, Any]) -> None:
                 Path(marker).write_text("killed")
                 time.sleep(3)
                 os._exit(1)
-            logits = model(**router.encode(tokenizer, batch))
-            loss = loss_fn(logits, torch.as_tensor(batch["label"], dtype=torch.float32))
+            logits = model(**inputs(batch))
+            target = torch.as_tensor(batch["label"], dtype=torch.float32, device=device)
+            loss = loss_fn(logits, target)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -254,7 +260,7 @@ def _loop(config: dict[str, Any]) -> None:
         with torch.no_grad():
             for i in range(0, len(val["text"]), 64):
                 part = {k: v[i : i + 64] for k, v in val.items()}
-                scores.append(torch.sigmoid(model(**router.encode(tokenizer, part))).numpy())
+                scores.append(torch.sigmoid(model(**inputs(part))).float().cpu().numpy())
         auc = float(roc_auc(val["label"], np.concatenate(scores)))
         improved = auc > best + 1e-4
         best, stale = (auc, 0) if improved else (best, stale + 1)
@@ -361,7 +367,7 @@ def fit_with_ray_train(
         raise RouterError(f"{router.name}: Ray Train failed: {result.error}")
     best_ckpt, best_metrics = max(result.best_checkpoints, key=lambda cm: cm[1]["val_auc"])
     with best_ckpt.as_directory() as d:
-        state = torch.load(Path(d) / "state.pt", weights_only=False)
+        state = torch.load(Path(d) / "state.pt", weights_only=False, map_location="cpu")
     router.load_module_state(state["model"])
     last = result.metrics  # the final report: how far training got, and where it resumed
     router.info["train_run"] = {
