@@ -18,7 +18,7 @@ def data_dir_for(cfg) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from localroute.routers.base import get_router_class
+    from localroute.routers import get_router_class
 
     from cli.config import load_config
     from localroute.ray_runtime import ray_session
@@ -35,7 +35,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from localroute.routers.base import get_router_class
+    from localroute.routers import get_router_class
 
     from cli.config import load_config
     from localroute.errors import ConfigError
