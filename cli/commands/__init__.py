@@ -1,16 +1,16 @@
-"""Subcommands of `localroute`, one module each.
+"""Subcommands of `localroute`, one module each, listed here in the order `--help` shows them.
 
-Every module here defines `register(subparsers)`, which adds its parser(s) and sets `func` to a
-handler `(args) -> int`. The CLI discovers them, so a new stage adds a module and nothing else.
+Every module defines `register(subparsers)`, which adds its parser(s) and sets `func` to a
+handler `(args) -> int`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from cli.commands import data, demo, evaluate, profile, report, routers, serve, submit
+
+COMMANDS = (data, demo, evaluate, profile, routers, serve, submit, report)
 
 
 def register_all(subparsers) -> None:
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for module in COMMANDS:
         module.register(subparsers)
