@@ -19,6 +19,11 @@ throughput and failures). Targets alternate request by request in the sequential
 on a shared machine hits them alike.
 
     .venv/bin/python benchmarks/bench_router_hop.py [--n 300] [--concurrency 32] [--out DIR]
+        [--throughput-optimized]
+
+`--throughput-optimized` starts Ray with Serve's throughput-optimized mode and HAProxy: ingress
+replicas serve HTTP themselves behind HAProxy, with no Python proxy hop (the env vars must be
+set before Ray starts; `localroute serve` would set them the same way).
 """
 
 from __future__ import annotations
@@ -135,7 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         help="also measure the router with RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0 "
         "in its ingress (user code on the replica's own event loop; Serve's default is 1)",
     )
+    ap.add_argument(
+        "--throughput-optimized",
+        action="store_true",
+        help="start Ray with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 and RAY_SERVE_ENABLE_HA_PROXY=1 "
+        "(HAProxy in front of ingress replicas that serve HTTP themselves: no Python proxy)",
+    )
     args = ap.parse_args(argv)
+    if args.throughput_optimized:  # read by Serve's controller and replicas at their start
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

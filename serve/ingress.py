@@ -211,8 +211,8 @@ class RouterIngress:
             local_wait_s=self.load.wait_s(t_local_prior),
         )
         task = self._window_task
-        if task is not None and not task.done():  # the first requests: a short wait for it
-            await asyncio.wait({task}, timeout=0.5)
+        if self.local_window is None and task is not None and not task.done():
+            await asyncio.wait({task}, timeout=0.5)  # the first requests: a short wait for it
         need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
         fits = not (self.local_window and need > self.local_window)
         if not fits:
