@@ -63,11 +63,18 @@ def test_sampling_is_seeded(hf):
     assert a == b
 
 
-def test_prompt_past_the_context_is_an_error_not_a_crash(hf):
+def test_prompt_past_the_context_is_truncated_not_an_error(hf):
     limit = hf.lm.config.max_position_embeddings
     gens = hf.generate([_req("fine"), _req("word " * limit)])
     assert gens[0].error is None and gens[0].tokens_out >= 1
-    assert "exceeds the context window" in gens[1].error and gens[1].latency_s is None
+    assert "truncated_from" not in gens[0].extra
+    long = gens[1]
+    assert long.error is None and long.tokens_out >= 1 and long.latency_s > 0
+    assert long.extra["truncated_from"] > limit >= long.tokens_in + long.tokens_out
+    # A window smaller than max_tokens still leaves half of it to the prompt.
+    enc, max_new, cut = hf._encode([_req("word " * limit)], max_tokens=limit)
+    assert enc["input_ids"].shape[1] == limit // 2 and max_new == limit - limit // 2
+    assert cut[0] > limit
 
 
 class _ChatServer(BaseHTTPRequestHandler):

@@ -3,6 +3,10 @@
 A stopping-criteria hook records the instant each decoding step finishes, so every request of a
 batch gets its own TTFT (the batch's prefill), end-to-end latency (the step that produced its last
 token) and TPOT without a second pass. `stream` uses transformers' TextIteratorStreamer.
+
+`model` is a registry name (`smollm2-135m`, `tiny`: localroute.models.registry), a model directory
+or a hub id. A prompt longer than the model's context window (`max_position_embeddings`) loses its
+oldest tokens so that it and the new tokens fit; the Generation's `extra["truncated_from"]` says so.
 """
 
 from __future__ import annotations
@@ -59,18 +63,22 @@ class TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from localroute.models.registry import model_source
+
         if threads:
             torch.set_num_threads(threads)
         self.model = model
+        path = model_source(model)
         self.device = pick_device(device)
         self.hardware = describe_hardware(self.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         torch_dtype = dtype if dtype == "auto" else getattr(torch, dtype)
-        self.lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device)
+        self.lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.lm.eval()
+        self.context = getattr(self.lm.config, "max_position_embeddings", None)
 
     def _prompts(self, requests: list[GenerationRequest]) -> list[str]:
         return [
@@ -97,39 +105,15 @@ class TransformersEngine:
         if len({(r.max_tokens, r.temperature, r.seed) for r in requests}) > 1:
             # Different sampling settings cannot share one generate call.
             return [g for r in requests for g in self.generate([r])]
-        limit = getattr(self.lm.config, "max_position_embeddings", None)
-        if limit:
-            lengths = [
-                len(self.tokenizer(p, add_special_tokens=False)["input_ids"])
-                for p in self._prompts(requests)
-            ]
-            too_long = {i for i, n in enumerate(lengths) if n + requests[i].max_tokens > limit}
-            if too_long:  # answer the rest; a prompt past the context window is an error row
-                fits = [r for i, r in enumerate(requests) if i not in too_long]
-                done = iter(self.generate(fits))
-                return [
-                    Generation(
-                        text="",
-                        tokens_in=lengths[i],
-                        error=f"prompt of {lengths[i]} tokens + {r.max_tokens} new exceeds "
-                        f"the context window of {limit}",
-                    )
-                    if i in too_long
-                    else next(done)
-                    for i, r in enumerate(requests)
-                ]
         import torch
 
         try:
-            enc = self.tokenizer(
-                self._prompts(requests), return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(self.device)
+            enc, max_new, cut = self._encode(requests, requests[0].max_tokens)
             clock = _StepClock()
             t0 = time.perf_counter()
+            kwargs = {**self._gen_kwargs(requests[0]), "max_new_tokens": max_new}
             with torch.inference_mode():
-                out = self.lm.generate(
-                    **enc, stopping_criteria=[clock], **self._gen_kwargs(requests[0])
-                )
+                out = self.lm.generate(**enc, stopping_criteria=[clock], **kwargs)
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize()
         except Exception as exc:  # a failed batch answers every request with its error
@@ -143,8 +127,32 @@ class TransformersEngine:
             n = next((k + 1 for k, t in enumerate(ids) if t in eos_ids), len(ids))
             n = min(n, len(clock.times))
             tokens_in = int(enc["attention_mask"][i].sum())
-            results.append(self._timed(ids[:n], tokens_in, t0, clock.times[:n]))
+            gen = self._timed(ids[:n], tokens_in, t0, clock.times[:n])
+            if cut[i]:
+                gen.extra["truncated_from"] = cut[i]
+            results.append(gen)
         return results
+
+    def _encode(self, requests: list[GenerationRequest], max_tokens: int):
+        """Left-padded input ids; a prompt past the context window keeps its newest tokens.
+
+        Returns (encoding, max_new_tokens, per request the original length where cut else 0).
+        """
+        ids = [
+            self.tokenizer(p, add_special_tokens=False)["input_ids"]
+            for p in self._prompts(requests)
+        ]
+        cut = [0] * len(ids)
+        max_new = max_tokens
+        if self.context:
+            # Room for the answer, but never less than half the window for the prompt.
+            keep = max(self.context - max_tokens, self.context // 2)
+            for i, row in enumerate(ids):
+                if len(row) > keep:
+                    cut[i], ids[i] = len(row), row[-keep:]
+            max_new = max(1, min(max_tokens, self.context - max(len(r) for r in ids)))
+        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        return enc.to(self.device), max_new, cut
 
     def _timed(self, ids: list[int], tokens_in: int, t0: float, times: list[float]) -> Generation:
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -168,14 +176,13 @@ class TransformersEngine:
         import torch
         from transformers import TextIteratorStreamer
 
-        enc = self.tokenizer(
-            self._prompts([request]), return_tensors="pt", add_special_tokens=False
-        ).to(self.device)
+        enc, max_new, _ = self._encode([request], request.max_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        kwargs = {**self._gen_kwargs(request), "max_new_tokens": max_new}
 
         def run() -> None:
             with torch.inference_mode():
-                self.lm.generate(**enc, streamer=streamer, **self._gen_kwargs(request))
+                self.lm.generate(**enc, streamer=streamer, **kwargs)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
