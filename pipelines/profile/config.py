@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from localroute.errors import ConfigError
 from localroute.placement import Placement
 
-TINY = "tiny"  # as a pool's model: build the random-weight tiny decoder (localroute.models.tiny)
+TINY = "tiny"  # the random-weight test decoder, built under the run's models/ (unit tests only)
 
 
 @dataclass(frozen=True)
 class PoolConfig:
     name: str = "cpu"
     engine: str = "transformers"
-    model: str = TINY  # a local path, a model id, or "tiny"
+    model: str = TINY  # a registry name (smollm2-135m, tiny), a local path or a hub id
     model_name: str | None = None  # the `model` column; default: the model's directory name
     model_size_b: float | None = None
     hardware: str | None = None  # the `hardware` column; default: the placement's kind
@@ -48,7 +47,9 @@ class PoolConfig:
     def model_label(self) -> str:
         if self.model_name:
             return self.model_name
-        return "tiny-qwen2-random" if self.model == TINY else Path(self.model).name
+        from localroute.models.registry import model_label
+
+        return model_label(self.model)
 
     @property
     def hardware_label(self) -> str:

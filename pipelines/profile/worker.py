@@ -73,6 +73,7 @@ class ProfileWorker:
         from localroute.energy.attribution import attribute
         from localroute.energy.sampler import Sampler
         from localroute.engines import GenerationRequest
+        from localroute.grading.prompts import instruct
 
         rows: list[dict] = []
         answers: dict[str, list[str]] = {q["query_id"]: [] for q in queries}
@@ -81,7 +82,11 @@ class ProfileWorker:
             active = [q for q in queries if turn in _turns(q, self.s)]
             requests = [
                 GenerationRequest(
-                    conversation(q["turns"], turn, answers[q["query_id"]]),
+                    instruct(
+                        conversation(q["turns"], turn, answers[q["query_id"]]),
+                        q["grading"],
+                        q["choices"],
+                    ),
                     max_tokens=self.s["max_tokens"],
                     temperature=self.s["temperature"],
                     seed=self.s["seed"],
