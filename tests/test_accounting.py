@@ -152,15 +152,18 @@ def test_measured_rows_win_for_the_local_side(tmp_path: Path) -> None:
     assert m.energy_per_output_token_j is None  # energy not metered: stays absent
     ml = _mlenergy(tmp_path)
     s = resolve_side(
-        "local", "loc-7b", measured=m, mlenergy=ml, catalogue={"loc-7b": {"size_b": 7.0}}
+        "local", "tiny-qwen2", measured=m, mlenergy=ml, catalogue={"tiny-qwen2": {"size_b": 7.0}}
     )
     assert (
         s.decode_s_per_token.provenance == "measured" and "cpu-2core" in s.decode_s_per_token.source
     )
     assert s.prefill_s_per_token.provenance == "measured"
     assert s.energy_per_output_token_j.provenance == "calibrated"  # measured has no energy
+    # The same model under its hub id is still the model measured.
+    hub = resolve_side("local", "Org/Tiny_Qwen2", measured=m, mlenergy=ml)
+    assert hub.decode_s_per_token.provenance == "measured"
     cloud = resolve_side(
-        "cloud", "loc-7b", measured=m, mlenergy=ml, catalogue={"loc-7b": {"size_b": 7.0}}
+        "cloud", "tiny-qwen2", measured=m, mlenergy=ml, catalogue={"tiny-qwen2": {"size_b": 7.0}}
     )
     assert cloud.decode_s_per_token.provenance == "calibrated"  # measured rows are the local side's
     empty = tmp_path / "empty"
@@ -242,3 +245,46 @@ def test_prices_file_loads_and_errors_name_the_field(tmp_path: Path) -> None:
         Figure(None, "measured")  # an absent value cannot claim a provenance
     assert Figure(None, "absent").to_dict()["value"] is None
     _ = pa  # pyarrow is used through to_table
+
+
+def test_a_measured_figure_never_stands_in_for_another_model(tmp_path: Path) -> None:
+    """Issue 12: the demo's report gave Mixtral-8x7B the tiny random model's CPU per-token times.
+    Measured rows of one model apply to that model only; any other local side keeps its
+    calibrated stand-in, and no figure of it cites the measured rows."""
+    row = {
+        "query_id": "q",
+        "source": "profile",
+        "turn": 1,
+        "model": "SmolLM2-135M-Instruct",
+        "hardware": "cpu:x86_64",
+        "tokens_in": 100,
+        "tokens_out": 20,
+        "ttft_s": 0.5,
+        "tpot_s": 0.05,
+        "latency_s": 1.5,
+        "latency_provenance": "measured",
+        "energy_j": 2.0,
+        "energy_provenance": "measured",
+        "provenance": "measured",
+        "run_id": "r",
+    }
+    d = tmp_path / "profile"
+    d.mkdir()
+    pq.write_table(to_table([row], OUTCOME_SCHEMA, "test"), d / "part-0.parquet")
+    m = load_measured(d)
+    ml = _mlenergy(tmp_path)
+    mixtral = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+    other = resolve_side(
+        "local", mixtral, measured=m, mlenergy=ml, catalogue={mixtral: {"size_b": 46.7}}
+    )
+    assert other.decode_s_per_token.provenance == "calibrated"
+    figures = other.figures()
+    for name in ("prefill_s_per_token", "decode_s_per_token", "energy_per_output_token_j"):
+        fig = figures[name]
+        assert fig["provenance"] != "measured", (name, fig)
+        assert "SmolLM2" not in (fig["source"] or ""), (name, fig)
+    assert any("not applied" in n for n in other.notes)
+    own = resolve_side("local", "SmolLM2-135M-Instruct", measured=m, mlenergy=ml)
+    assert own.decode_s_per_token.value == pytest.approx(0.05)
+    assert own.decode_s_per_token.provenance == "measured"
+    assert own.energy_per_output_token_j.provenance == "measured"

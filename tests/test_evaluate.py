@@ -176,13 +176,12 @@ def test_measured_rows_drive_the_local_side(
     assert (
         m["measured"]["model"] == "tiny-qwen2-test" and m["measured"]["hardware"] == "cpu: test box"
     )
+    # A measured figure applies only to the model measured: Mixtral keeps its calibrated
+    # stand-in, never the tiny model's CPU per-token times (issue 12).
     local = m["fusion_gsm8k"]["pairs"]["mixtral-vs-gpt4"]["sides"]["local"]["figures"]
-    assert local["decode_s_per_token"] == {
-        "value": 0.02,
-        "provenance": "measured",
-        "source": local["decode_s_per_token"]["source"],
-    }
-    assert local["prefill_s_per_token"]["value"] == pytest.approx(0.002)
+    for name in ("prefill_s_per_token", "decode_s_per_token", "energy_per_output_token_j"):
+        assert local[name]["provenance"] != "measured", (name, local[name])
+        assert "tiny-qwen2-test" not in (local[name]["source"] or ""), (name, local[name])
     assert "tiny-qwen2-test on cpu: test box" in Path(res["report"]).read_text()
 
 

@@ -131,7 +131,8 @@ def resolve_side(
 ) -> SideSpec:
     """Figures for ``model`` as the ``role`` side, from the first source that has each.
 
-    Per-token time: measured rows (local side only) > ML.ENERGY stand-in (calibrated) > the
+    Per-token time: measured rows (local side only, and only when they measured ``model`` itself:
+    a measured figure never stands in for another model) > ML.ENERGY stand-in (calibrated) > the
     config's Table I (published for the seed's own models). Energy per output token: measured >
     calibrated; never from Table I (it has none). Active parameters: ``prices`` (published or
     assumed) > the data build's ``models`` catalogue (``catalogue[model]['size_b']``). Prices: the
@@ -167,7 +168,9 @@ def resolve_side(
             notes.append(f"calibrated stand-in for {model}: {mid} ({how})")
 
     prefill = decode = energy = ABSENT
-    if role == "local" and measured is not None:
+    if measured is not None and role == "local" and not same_model(measured.model, model):
+        notes.append(f"measured rows are of {measured.model}, not {model}: not applied to {model}")
+    elif role == "local" and measured is not None:
         if measured.decode_s_per_token is not None:
             decode = Figure(
                 measured.decode_s_per_token, "measured", f"median TPOT, {measured.label}"
@@ -184,10 +187,7 @@ def resolve_side(
                 "measured",
                 f"median energy_j / tokens_out, {measured.label}",
             )
-        notes.append(
-            f"local per-token times measured on {measured.model} ({measured.hardware}), "
-            f"standing in for {model}"
-        )
+        notes.append(f"local per-token times measured on {measured.model} ({measured.hardware})")
     if decode.value is None and cal is not None:
         decode = Figure(cal.s_per_token, "calibrated", cal.source)
     if energy.value is None and cal is not None:
@@ -337,3 +337,13 @@ def accuracy_per_joule(quality_mean: float, energy_j_mean: float) -> float | Non
     if not (math.isfinite(quality_mean) and math.isfinite(energy_j_mean)) or energy_j_mean <= 0:
         return None
     return quality_mean / energy_j_mean
+
+
+def same_model(a: str, b: str) -> bool:
+    """Whether two names denote one model: case, an `org/` prefix and separators aside
+    (`SmolLM2-135M-Instruct` == `HuggingFaceTB/smollm2_135m_instruct`)."""
+
+    def norm(name: str) -> str:
+        return "".join(ch for ch in name.rsplit("/", 1)[-1].lower() if ch.isalnum())
+
+    return bool(a) and bool(b) and norm(a) == norm(b)
