@@ -140,6 +140,8 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         "fit": fit_metrics,
         "calibration": router.info["calibration"],
         "test": score_test_split(router, splits.test),
+        # (mean, std) of a uniform random router's test AUC over 20 seeds: the band to clear
+        "random_band": random_band(splits.test),
     }
     router.save(out, metrics)
     metrics["artifact_id"] = router.artifact_id  # known once saved: metrics.json says it too
@@ -149,6 +151,8 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         f"   test: AUC {_r(t['auc'])}, APGR {_r(t['apgr'])}; at the calibrated threshold "
         f"{t['threshold']:.3f}: cloud share {t['cloud_share']:.2f}, quality {t['quality']:.3f}"
     )
+    band = metrics["random_band"]
+    print(f"   random on the same test split: AUC {band[0]:.3f} +/- {band[1]:.3f} (20 seeds)")
     print(f"   calibrated p on test: Brier {_r(t['brier'])}, ECE {_r(t['ece'])}")
     print(f"   artifact: {out} ({router.artifact_id})")
     return metrics
@@ -197,11 +201,8 @@ def evaluate_routers(
         "versus_task_prior": versus_task_prior(metrics),
     }
     # One random draw is noisy on a small test split: its AUC over 20 seeds says how noisy.
-    rand = [
-        roc_auc(splits.test["label"], make_router("random", seed=s).score(splits.test))
-        for s in range(20)
-    ]
-    result["random_auc_20_seeds"] = {"mean": float(np.mean(rand)), "std": float(np.std(rand))}
+    mean, std = random_band(splits.test)
+    result["random_auc_20_seeds"] = {"mean": mean, "std": std}
     if train_sizes:
         result["learning_curve"] = learning_curve(splits, names, rcfg, cfg.seed, train_sizes, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -211,6 +212,12 @@ def evaluate_routers(
     if train_sizes:
         plot_learning_curve(result["learning_curve"], result, out / "learning_curve.png")
     return result
+
+
+def random_band(test: dict, seeds: int = 20) -> tuple[float, float]:
+    """(mean, std) of the test AUC of the uniform random router over `seeds` seeds."""
+    aucs = [roc_auc(test["label"], make_router("random", seed=s).score(test)) for s in range(seeds)]
+    return float(np.mean(aucs)), float(np.std(aucs))
 
 
 def _r(x):

@@ -59,6 +59,7 @@ QUICK = [
     ("knn", {"embedder": "minilm", "k": 10}),
     ("mlp", {"embedder": "static", "epochs": 40}),
     ("mf", {"embedder": "static", "epochs": 40}),
+    ("gbt", {"embedder": "static", "max_iter": 40, "min_samples_leaf": 10}),
 ]
 
 
@@ -188,7 +189,9 @@ def test_task_prior_without_a_task_column_falls_back_to_its_prior(fitted, data, 
     assert router.score(served)[0] == router.global_mean
 
 
-@pytest.mark.parametrize("key", ["knn:static", "knn:minilm", "mlp:static", "mf:static"])
+@pytest.mark.parametrize(
+    "key", ["knn:static", "knn:minilm", "mlp:static", "mf:static", "gbt:static"]
+)
 def test_learned_routers_are_calibrated_on_validation(key, fitted, data):
     """b: a calibrator fitted on val, stored, applied in score(); Brier/ECE recorded."""
     router = fitted[key]

@@ -20,7 +20,8 @@ from pipelines.routers import fit_router, load_splits, score_test_split, subsamp
 pytestmark = pytest.mark.timeout(400)
 
 PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
-LIGHT = ["random", "always-local", "always-cloud", "oracle", "task-prior", "knn", "mlp", "mf"]
+LIGHT = ["random", "always-local", "always-cloud", "oracle", "task-prior"]
+LIGHT += ["knn", "mlp", "mf", "gbt"]
 HEAVY = ["bert", "decoder"]
 
 

@@ -132,8 +132,14 @@ def embed_static(texts) -> np.ndarray:
     encoded = tokenizer.encode_batch(texts, add_special_tokens=True)
     ids = [_head_tail_ids(e.ids[1:-1]) or e.ids for e in encoded]
     lengths = np.array([len(i) for i in ids])
-    sums = np.add.reduceat(table[np.concatenate(ids)], np.r_[0, np.cumsum(lengths)[:-1]], axis=0)
-    vectors = sums / lengths[:, None]
+    # a sparse (rows x vocab) count matrix times the table: each row's sum reads only its own
+    # tokens (batch-invariant) without materialising a vector per token
+    from scipy.sparse import csr_matrix
+
+    ones = np.ones(int(lengths.sum()), np.float32)
+    indptr = np.r_[0, np.cumsum(lengths)]
+    counts = csr_matrix((ones, np.concatenate(ids), indptr), shape=(len(ids), table.shape[0]))
+    vectors = np.asarray(counts @ table, np.float64) / lengths[:, None]
     norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return (vectors / norms).astype(np.float32)
 

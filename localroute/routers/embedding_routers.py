@@ -22,16 +22,22 @@ SIM_STEPS = 1e6  # kNN similarities are compared in steps of 1e-6 (float noise i
 
 
 class _Embedded(Router):
-    """Embeds text with the router's `embedder` parameter: "minilm" (default) or "static"."""
+    """Embeds text with the router's `embedder` parameter (embedders.EMBEDDERS; the class's
+    `default_embedder` when not given)."""
+
+    default_embedder: str = "minilm"
+    extra_embedders: tuple[str, ...] = ()
 
     def __init__(self, seed: int = 0, **params) -> None:
         super().__init__(seed, **params)
-        if str(params.get("embedder", "minilm")) not in EMBEDDERS:
-            raise ValueError(f"unknown embedder {params['embedder']!r}: minilm or static")
+        kind = str(params.get("embedder", self.default_embedder))
+        if kind not in EMBEDDERS + self.extra_embedders:
+            known = ", ".join(EMBEDDERS + self.extra_embedders)
+            raise ValueError(f"unknown embedder {kind!r}: {known}")
 
     def embed(self, batch: Batch) -> np.ndarray:
         """The batch's prompts as unit vectors, float64."""
-        kind = str(self.params.get("embedder", "minilm"))
+        kind = str(self.params.get("embedder", self.default_embedder))
         return _embed(texts(batch), kind=kind).astype(np.float64)
 
 

@@ -192,3 +192,59 @@ def take(batch: Batch, idx: np.ndarray) -> dict:
 
 def n_rows(batch: Batch) -> int:
     return len(batch["text"]) if "text" in batch else len(next(iter(batch.values()), ()))
+
+
+# --------------------------------------------------------------------------- cheap features
+
+_CODE_MARKERS = ("```", "def ", "class ", "import ", "return ", "{", "};", "=>", "#include", "()")
+_QUESTION_WORDS = ("what", "why", "how", "which", "who", "when", "where", "is ", "are ", "can ")
+CHEAP_FEATURES = (
+    "log_chars",
+    "log_words",
+    "log_digits",
+    "digit_share",
+    "code_markers",
+    "question_mark",
+    "question_word",
+    "math_symbols",
+    "lines",
+    "choices",
+    "log_context_words",
+    "turn",
+)
+
+
+def cheap_features(batch: Batch) -> np.ndarray:
+    """Per row, float64 features a router reads besides an embedding (see CHEAP_FEATURES):
+    prompt length, digits, code markers, question form, history length and turn."""
+    rows = []
+    n = n_rows(batch)
+    ctx_words = (
+        np.asarray(batch["context_words"], np.float64)
+        if "context_words" in batch
+        else np.array([words(c) for c in contexts(batch)], np.float64)
+    )
+    turn = np.asarray(batch["turn"], np.float64) if "turn" in batch else np.ones(n)
+    lp = prompt_words(batch)
+    for i, text in enumerate(texts(batch)):
+        low = text.lower()
+        stripped = low.strip()
+        digits = sum(ch.isdigit() for ch in text)
+        rows.append(
+            (
+                math.log1p(len(text)),
+                math.log1p(lp[i]),
+                math.log1p(digits),
+                digits / max(len(text), 1),
+                float(sum(low.count(m) for m in _CODE_MARKERS)),
+                float("?" in text),
+                float(stripped.startswith(_QUESTION_WORDS)),
+                float(sum(text.count(c) for c in "=+*/^<>")),
+                math.log1p(text.count("\n")),
+                float(sum(f"\n{c}" in text or f"({c})" in text for c in "ABCD")),
+                math.log1p(float(ctx_words[i])),
+                float(turn[i]),
+            )
+        )
+    out = np.array(rows, np.float64).reshape(n, len(CHEAP_FEATURES))
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

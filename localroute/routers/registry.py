@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from localroute.routers.baselines import AlwaysCloud, AlwaysLocal, Oracle, RandomRouter, TaskPrior
+from localroute.routers.boosted import GbtRouter
 from localroute.routers.embedding_routers import KnnRouter, MatrixFactorisationRouter, MlpRouter
 from localroute.routers.errors import RouterError
 from localroute.routers.finetuned import BertRouter, DecoderRouter
@@ -25,6 +26,7 @@ ROUTERS: dict[str, type[Router]] = {
     "knn": KnnRouter,
     "mlp": MlpRouter,
     "mf": MatrixFactorisationRouter,
+    "gbt": GbtRouter,
     "bert": BertRouter,
     "decoder": DecoderRouter,
 }

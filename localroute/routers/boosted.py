@@ -1,0 +1,73 @@
+"""A gradient-boosted router: scikit-learn's HistGradientBoostingClassifier on the prompt's
+embedding (the fast `static` MiniLM token vectors by default, or the full encoder) and cheap
+features (features.cheap_features: prompt length, digits, code markers, question form, history
+length, turn).
+
+Trees on a fixed feature vector score a row independently of its batch-mates, in float64, so a
+query's p never depends on its batch position; the raw score is calibrated by training.fit.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from localroute.routers.embedding_routers import _Embedded, _labels
+from localroute.routers.errors import RouterError
+from localroute.routers.features import Batch, cheap_features
+
+
+class GbtRouter(_Embedded):
+    """HistGradientBoostingClassifier on [embedding ; cheap features]."""
+
+    name = "gbt"
+    state_files = ("gbt.pkl",)
+    default_embedder = "static"
+    extra_embedders = ("none",)  # cheap features only
+
+    def features(self, batch: Batch) -> np.ndarray:
+        parts = [cheap_features(batch)]
+        if self.params.get("embedder", self.default_embedder) != "none":
+            parts.insert(0, self.embed(batch))
+        return np.concatenate(parts, axis=1)
+
+    def learn(self, train: Batch, val: Batch | None) -> dict[str, float]:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        y = _labels(train).astype(np.int64)
+        x = self.features(train)
+        p = self.params
+        self.model = HistGradientBoostingClassifier(
+            learning_rate=float(p.get("learning_rate", 0.06)),
+            max_iter=int(p.get("max_iter", 300)),
+            max_leaf_nodes=int(p.get("max_leaf_nodes", 15)),
+            min_samples_leaf=int(p.get("min_samples_leaf", 40)),
+            l2_regularization=float(p.get("l2", 1.0)),
+            max_features=float(p.get("max_features", 0.5)),
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=int(p.get("patience", 25)),
+            random_state=self.seed,
+        ).fit(x, y)
+        out = {"iterations": float(self.model.n_iter_), "n_features": float(x.shape[1])}
+        if val is not None and len(set(np.asarray(val["label"]).tolist())) > 1:
+            from localroute.metrics import roc_auc
+
+            out["val_auc"] = float(roc_auc(val["label"], self.raw_score(val)))
+        return out
+
+    def raw_score(self, batch: Batch) -> np.ndarray:
+        if getattr(self, "model", None) is None:
+            raise RouterError("gbt: not fitted")
+        return self.model.predict_proba(self.features(batch))[:, 1].astype(np.float64)
+
+    def _save_state(self, path: Path) -> None:
+        (path / "gbt.pkl").write_bytes(pickle.dumps(self.model, protocol=5))
+
+    def _load_state(self, path: Path) -> None:
+        try:
+            self.model = pickle.loads((path / "gbt.pkl").read_bytes())
+        except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
+            raise ValueError(f"gbt.pkl: {exc}") from exc
