@@ -63,10 +63,7 @@ def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None 
 
 
 def latency_prior(cfg: ServeConfig, base_dir: Path):
-    try:
-        from localroute.core.profiles import load_latency_model
-    except ImportError:  # pragma: no cover  (before the move to localroute.core)
-        from localroute.cost import load_latency_model
+    from localroute.core.profiles import load_latency_model
 
     spec = cfg.latency
     path = _resolve(spec.links_file, base_dir)
@@ -170,12 +167,22 @@ def build_app(
     )
 
 
+def load_serve_section(path: str | Path) -> ServeConfig:
+    """The `serve:` section of a run config, validated (the other sections are not read)."""
+    from localroute.config import build, read_yaml
+
+    path = Path(path)
+    raw = read_yaml(path)
+    try:
+        return build(ServeConfig, raw.get("serve") or {}, "serve", base=path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
 def app_builder(args: dict[str, Any]):
     """Serve application builder: `args.config` is a localroute YAML with a `serve:` section."""
-    from localroute.config import load_config
-
     path = Path(args.get("config", "configs/local.yaml"))
-    cfg = load_config(path).serve
+    cfg = load_serve_section(path)
     return build_app(
         cfg,
         base_dir=args.get("base_dir") or Path.cwd(),

@@ -1,8 +1,9 @@
 """The `serve:` config section: the router, the fusion parameters, both model deployments, limits.
 
-Loaded by `localroute.config.load_config` (section key `serve`, class `ServeConfig`); every field
-has a default, so a config without a `serve:` section serves the embedded default: the `random`
-router, the tiny local decoder, and a cloud endpoint that must be set before cloud traffic works.
+Loaded with the run config (section key `serve`, class `ServeConfig`; `serve.app.load_serve_section`
+reads it alone); every field has a default, so a config without a `serve:` section serves the
+embedded default: the `random` router, the tiny local decoder, and a cloud endpoint that must be
+set before cloud traffic works.
 Secrets never live here: `auth.api_keys_env` and `cloud.api_key_env` name environment variables.
 """
 

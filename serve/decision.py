@@ -1,17 +1,21 @@
-"""The per-request decision: router p, live latency estimates, seed 001's fusion, the switch cost.
+"""What the ingress knows about a request before the policy decides: the parsed model name,
+the router's features, live latency estimates, the local queue's wait, the conversation's last side.
 
-Pure Python and numpy (no Ray), so it is unit-tested on its own and reused by the ingress:
+Pure Python and numpy (no Ray), so it is unit-tested on its own and reused by the ingress. The
+decision itself (eqs. 6-7 with the re-prefill of eq. 1 on a switch and the local queue wait,
+then eqs. 11-12) is `localroute.core.policy.decide_one`, the one place a score becomes a
+decision; it is re-exported here with its `Decision`.
 
 * :func:`resolve_model` reads the OpenAI `model` field: `localroute` (the configured router and
   theta) or RouteLLM's `router-<name>-<theta>`, with an optional `-alpha<value>` suffix;
 * :class:`LiveEstimates` keeps EWMAs of the RTT and bandwidth to the cloud deployment and of
-  the local engine's seconds per token, and turns them into a `localroute.cost.LatencyModel`;
+  the local engine's seconds per token, and turns them into a `localroute.core` LatencyModel;
+* :class:`LocalLoad` turns the local side's requests in flight into an expected wait;
 * :class:`SessionStore` remembers, per conversation, which side answered last and how much
   context each side already holds (keyed by a session header, else by a hash of the prefix);
-* :func:`decide_one` applies eqs. 6-7 (with the re-prefill of eq. 1 on a switch) and 11-12.
 
 Token counts are whitespace words, as in seed 001 and in the examples routers are trained on
-(:func:`localroute.routers.examples.conversation_text`).
+(:func:`localroute.routers.features.request_batch`, pyarrow-free).
 """
 
 from __future__ import annotations
@@ -25,16 +29,27 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
-try:  # the latency model moved to localroute.core (fallback while both exist)
-    from localroute.core.latency import LatencyModel
-except ImportError:  # pragma: no cover
-    from localroute.cost import LatencyModel
-from localroute.routers.examples import conversation_text
+from localroute.core.latency import LatencyModel
+from localroute.core.policy import Decision, decide_one
+from localroute.routers.features import request_batch
 from serve.protocol import APIError
+
+__all__ = [
+    "Decision",
+    "LiveEstimates",
+    "LocalLoad",
+    "Route",
+    "SessionStore",
+    "decide_one",
+    "estimated_tokens",
+    "features",
+    "resolve_model",
+    "router_batch",
+]
 
 DEFAULT_MODEL = "localroute"
 UNTRAINED = ("random", "always-local", "always-cloud")  # usable by name without an artifact
@@ -82,83 +97,27 @@ def words(text: str) -> int:
 
 @dataclass(frozen=True)
 class Features:
-    """What the router and the cost model read from a request."""
+    """What the router and the cost model read from a request: the library's one-row router
+    batch for its last user turn (prompt and history apart, as routers are trained), and the
+    word counts the cost model uses."""
 
-    text: str
+    batch: dict[str, np.ndarray]
     prompt_words: int
     context_words: int
     n_user_turns: int
 
+    @property
+    def text(self) -> str:
+        return str(self.batch["text"][0])
+
 
 def features(messages: list[dict[str, str]]) -> Features:
-    n_user = sum(1 for m in messages if m["role"] == "user")
-    text, prompt, context = conversation_text(messages, n_user)
-    return Features(text, prompt, context, n_user)
+    b = request_batch(messages)
+    return Features(b, int(b["prompt_words"][0]), int(b["context_words"][0]), int(b["turn"][0]))
 
 
 def router_batch(f: Features, task: str) -> dict[str, np.ndarray]:
-    return {
-        "text": np.array([f.text], dtype=object),
-        "task": np.array([task], dtype=object),
-        "prompt_words": np.array([f.prompt_words], dtype=np.int64),
-        "context_words": np.array([f.context_words], dtype=np.int64),
-        "turn": np.array([f.n_user_turns], dtype=np.int64),
-    }
-
-
-# --------------------------------------------------------------------------- scalar cost model
-
-
-class Params(NamedTuple):
-    """A LatencyModel's numbers as plain floats, for the per-request scalar path."""
-
-    local_prefill: float
-    local_decode: float
-    local_response: float
-    cloud_prefill: float
-    cloud_decode: float
-    cloud_response: float
-    upload_tokens_s: float
-    download_tokens_s: float
-    overhead_s: float
-    router_s_per_token: float
-
-
-def params_of(model: LatencyModel) -> Params:
-    return Params(
-        model.local.prefill,
-        model.local.decode,
-        float(model.local.mean_response_tokens),
-        model.cloud.prefill,
-        model.cloud.decode,
-        float(model.cloud.mean_response_tokens),
-        model.link.upload_tokens_s,
-        model.link.bandwidth_tokens_s,
-        model.link.overhead_s,
-        model.router_s_per_token,
-    )
-
-
-def side_totals(
-    q: Params, prompt: float, context: float, switch_local: bool, switch_cloud: bool
-) -> tuple[float, float]:
-    """Eqs. 6 and 7 for one request, in floats: `LatencyModel.t_local/t_cloud` without numpy
-    (the vectorised forms cost ~0.4 ms per call; tests hold the two equal)."""
-    router = q.router_s_per_token * (context + prompt)
-    t_local = (
-        q.local_prefill * ((context if switch_local else 0.0) + prompt)
-        + router
-        + q.local_decode * q.local_response
-    )
-    t_cloud = (
-        q.cloud_prefill * ((context if switch_cloud else 0.0) + prompt)
-        + (context + prompt) / q.upload_tokens_s
-        + q.overhead_s
-        + q.cloud_response / q.download_tokens_s
-        + router
-        + q.cloud_decode * q.cloud_response
-    )
-    return t_local, t_cloud
+    return {**f.batch, "task": np.array([task], dtype=object)}
 
 
 # --------------------------------------------------------------------------- live estimates
@@ -192,7 +151,7 @@ class LiveEstimates:
         self.last_probe = 0.0
         self._lock = threading.Lock()
         self._version = 0  # bumped by every observation; params() recomputes only then
-        self._cached: tuple[int, int, Params] | None = None
+        self._cached: tuple[int, int, LatencyModel] | None = None
 
     def observe_rtt(self, seconds: float) -> None:
         with self._lock:
@@ -230,15 +189,15 @@ class LiveEstimates:
             "local_prefill_s_per_token": self.local_prefill_s.value,
         }
 
-    def params(self, prior: LatencyModel) -> Params:
-        """`params_of(self.model(prior))`, recomputed only after a new observation."""
+    def current(self, prior: LatencyModel) -> LatencyModel:
+        """`self.model(prior)`, recomputed only after a new observation."""
         cached = self._cached
         if cached is not None and cached[0] == self._version and cached[1] == id(prior):
             return cached[2]
         version = self._version
-        params = params_of(self.model(prior))
-        self._cached = (version, id(prior), params)
-        return params
+        model = self.model(prior)
+        self._cached = (version, id(prior), model)
+        return model
 
     def model(self, prior: LatencyModel) -> LatencyModel:
         """The prior with every measured parameter swapped in (unmeasured ones stay the prior's).
@@ -368,75 +327,3 @@ class SessionStore:
 
     def __len__(self) -> int:
         return len(self._d)
-
-
-# --------------------------------------------------------------------------- the decision
-
-
-@dataclass
-class Decision:
-    side: str  # "local" | "cloud": the side the fusion chose
-    p: float
-    fused: float
-    theta: float
-    alpha: float
-    t_local: float
-    t_cloud: float
-    prev_side: str | None
-    reason: str
-    prompt_words: int = 0
-    context_words: int = 0
-    local_wait_s: float = 0.0
-
-    @property
-    def switch(self) -> bool:
-        return self.prev_side is not None and self.prev_side != self.side
-
-
-def decide_one(
-    p: float,
-    theta: float,
-    alpha: float,
-    prompt_words: int,
-    context_words: int,
-    prev_side: str | None,
-    model: LatencyModel | Params,
-    *,
-    local_wait_s: float = 0.0,
-) -> Decision:
-    """Eqs. 6-7 with the switch cost of eq. 1, then eqs. 11-12, for one request.
-
-    Going local after a cloud turn re-prefills the context locally (and vice versa): the side
-    that did not answer the last turn holds none of its KV cache. Same rule as
-    `localroute.cost.fused_score` / `decide`: local iff p~ <= theta; a NaN p~ goes to the cloud.
-    """
-    q = model if isinstance(model, Params) else params_of(model)
-    tl, tc = side_totals(q, prompt_words, context_words, prev_side == "cloud", prev_side == "local")
-    tl += float(local_wait_s)
-    fused = p - alpha * (tc - tl)
-    side = "local" if fused <= theta else "cloud"  # NaN compares False: cloud
-    if math.isnan(fused):
-        reason = "fused score unknown (NaN): cloud keeps quality"
-    else:
-        op = "<=" if side == "local" else ">"
-        reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s"
-        reason += f", local wait {local_wait_s:.3f}s)" if local_wait_s else ")"
-    if prev_side is not None:
-        if prev_side != side:
-            reason += f"; switch from {prev_side}: re-prefill {context_words} context words"
-        else:
-            reason += f"; stays on {side}"
-    return Decision(
-        side=side,
-        p=float(p),
-        fused=float(fused),
-        theta=float(theta),
-        alpha=float(alpha),
-        t_local=tl,
-        t_cloud=tc,
-        prev_side=prev_side,
-        reason=reason,
-        prompt_words=prompt_words,
-        context_words=context_words,
-        local_wait_s=float(local_wait_s),
-    )

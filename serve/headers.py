@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from serve.decision import Decision
+from localroute.core.policy import Decision
 
 
 def header_float(x: float) -> str:
@@ -33,7 +33,7 @@ def decision_headers(
         "x-localroute-alpha": header_float(d.alpha),
         "x-localroute-t-local": header_float(d.t_local),
         "x-localroute-t-cloud": header_float(d.t_cloud),
-        "x-localroute-local-wait": header_float(getattr(d, "local_wait_s", 0.0)),
+        "x-localroute-local-wait": header_float(d.local_wait_s),
         "x-localroute-router": router,
         "x-localroute-switch": "true" if (d.prev_side and d.prev_side != served) else "false",
     }

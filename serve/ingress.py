@@ -22,19 +22,17 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from localroute.core.policy import Decision, decide_one
 from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
 from serve.decision import (
     DEFAULT_MODEL,
     UNTRAINED,
-    Decision,
     LiveEstimates,
     LocalLoad,
     continuation_key,
-    decide_one,
     estimated_tokens,
     features,
-    params_of,
     prefix_key,
     resolve_model,
     router_batch,
@@ -102,7 +100,6 @@ class RouterIngress:
         self.routers = {self.router_name: self.router}
         self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
         self.prior = latency_prior
-        self.prior_params = params_of(latency_prior)
         lat = cfg.latency
         self.estimates = LiveEstimates(lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples)
         slots = max(1, cfg.local.deployment.min_replicas) * cfg.local.concurrency
@@ -139,7 +136,7 @@ class RouterIngress:
         return float(scores[0])
 
     def _latency_model(self):
-        return self.estimates.params(self.prior) if self.cfg.latency.live else self.prior_params
+        return self.estimates.current(self.prior) if self.cfg.latency.live else self.prior
 
     def _background(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -199,7 +196,7 @@ class RouterIngress:
         if sid or len(req.messages) > 1:
             prev = await self.shared.session(key, shared_first=bool(sid))
         model = self._latency_model()
-        t_local_prior = model.local_decode * model.local_response  # one request's service time
+        service_s = model.t_local(float(feats.prompt_words))  # one local request, modelled
         decision = decide_one(
             p,
             self.theta if route.theta is None else route.theta,
@@ -208,7 +205,7 @@ class RouterIngress:
             feats.context_words,
             prev[0] if prev else None,
             model,
-            local_wait_s=self.load.wait_s(t_local_prior),
+            local_wait_s=self.load.wait_s(service_s),
         )
         task = self._window_task
         if self.local_window is None and task is not None and not task.done():

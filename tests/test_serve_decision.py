@@ -11,12 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localroute.config import load_config
-
-try:  # the latency model is moving to localroute.core
-    from localroute.core.profiles import load_latency_model
-except ImportError:  # pragma: no cover
-    from localroute.cost import load_latency_model
+from localroute.core.profiles import load_latency_model
 from localroute.errors import ConfigError
 from serve.config import CloudModelConfig, ServeConfig
 from serve.decision import (
@@ -26,10 +21,8 @@ from serve.decision import (
     continuation_key,
     decide_one,
     features,
-    params_of,
     prefix_key,
     resolve_model,
-    side_totals,
 )
 from serve.protocol import APIError, parse_chat_request
 
@@ -99,6 +92,9 @@ def test_text_parts_are_joined() -> None:
 
 
 def test_features_match_router_training_text() -> None:
+    from localroute.routers.features import request_batch, split_conversation
+    from serve.decision import router_batch
+
     msgs = [
         {"role": "user", "content": "one two three"},
         {"role": "assistant", "content": "four five"},
@@ -106,7 +102,13 @@ def test_features_match_router_training_text() -> None:
     ]
     f = features(msgs)
     assert (f.prompt_words, f.context_words, f.n_user_turns) == (2, 5, 2)
-    assert f.text == "user: one two three\n\nassistant: four five\n\nuser: six seven"
+    # The prompt and its history apart, exactly as the routers' training examples are built.
+    assert f.text == "six seven" == split_conversation(msgs, 2).prompt
+    served, trained = router_batch(f, "t"), request_batch(msgs, "t")
+    assert served.keys() == trained.keys()
+    for k in trained:
+        assert served[k].tolist() == trained[k].tolist(), k
+    assert served["context"][0] == "user: one two three\n\nassistant: four five"
     single = features(msgs[:1])
     assert single.text == "one two three" and single.context_words == 0
 
@@ -130,23 +132,23 @@ def test_fusion_matches_eq11_and_switch_cost(prior) -> None:
 
 @pytest.mark.parametrize("link", [None, "5g", "lte"])
 def test_scalar_path_equals_the_vectorised_cost_model(link) -> None:
-    try:
-        from localroute.core.policy import fused_score
-    except ImportError:  # pragma: no cover
-        from localroute.cost import fused_score
+    """The server's one-request decision is the report's vectorised one, row for row."""
+    from localroute.core.policy import decide, fused_score
 
     model = load_latency_model(LINKS, "paper-table1", "mmlu", link)
-    q = params_of(model)
     rng = np.random.default_rng(0)
     for _ in range(50):
         lp, ct = float(rng.integers(1, 500)), float(rng.integers(0, 3000))
-        sw_l, sw_c = bool(rng.integers(2)), bool(rng.integers(2))
-        tl, tc = side_totals(q, lp, ct, sw_l, sw_c)
-        assert tl == pytest.approx(float(model.t_local(lp, ct, sw_l)), rel=1e-12)
-        assert tc == pytest.approx(float(model.t_cloud(lp, ct, sw_c)), rel=1e-12)
-        p, alpha = float(rng.random()), 0.03
-        d = decide_one(p, 0.5, alpha, int(lp), int(ct), None, q)
-        assert d.fused == pytest.approx(float(fused_score(p, alpha, d.t_local, d.t_cloud)))
+        prev = [None, "local", "cloud"][int(rng.integers(3))]
+        p, alpha, wait = float(rng.random()), 0.03, float(rng.random())
+        d = decide_one(p, 0.5, alpha, int(lp), int(ct), prev, model, local_wait_s=wait)
+        tl = model.t_local(np.array([lp]), np.array([ct]), np.array([prev == "cloud"])) + wait
+        tc = model.t_cloud(np.array([lp]), np.array([ct]), np.array([prev == "local"]))
+        assert d.t_local == pytest.approx(float(tl[0]), rel=1e-12)
+        assert d.t_cloud == pytest.approx(float(tc[0]), rel=1e-12)
+        fused = fused_score(np.array([p]), alpha, tl, tc)
+        assert d.fused == pytest.approx(float(fused[0]))
+        assert d.side == ("cloud" if decide(fused, 0.5)[0] else "local")
 
 
 def test_nan_fused_goes_to_cloud(prior) -> None:
@@ -170,11 +172,11 @@ def test_live_estimates_replace_the_prior(prior) -> None:
     assert live.local.decode == pytest.approx(0.02) and live.local.prefill == pytest.approx(0.001)
     assert live.cloud == prior.cloud  # the cloud's compute time is not measured here
     assert float(live.t_local(10)) < float(prior.t_local(10))
-    assert est.params(prior) == params_of(live)
-    cached = est.params(prior)
-    assert est.params(prior) is cached  # no new observation: no recomputation
+    assert est.current(prior) == live
+    cached = est.current(prior)
+    assert est.current(prior) is cached  # no new observation: no recomputation
     est.observe_rtt(0.2)
-    assert est.params(prior) is not cached
+    assert est.current(prior) is not cached
 
 
 def test_sessions_by_prefix_hash_and_lru() -> None:
@@ -193,7 +195,9 @@ def test_sessions_by_prefix_hash_and_lru() -> None:
 def test_serve_section_validates(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("serve:\n  router: {name: random}\n  theta: 0.3\n  cloud: {retries: 2}\n")
-    s = load_config(cfg).serve
+    from serve.app import load_serve_section
+
+    s = load_serve_section(cfg)
     assert isinstance(s, ServeConfig) and s.theta == 0.3 and s.cloud.retries == 2
     assert s.local.deployment.max_ongoing_requests == 16  # explicit, not Serve's default of 5
     for text, field in [
@@ -206,7 +210,12 @@ def test_serve_section_validates(tmp_path: Path) -> None:
     ]:
         cfg.write_text(text)
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
-            load_config(cfg)
+            load_serve_section(cfg)
+    # The run config as the CLI reads it carries the same section.
+    from cli.config import load_config
+
+    shipped = REPO / "configs" / "local.yaml"
+    assert load_config(shipped).serve == load_serve_section(shipped)
 
 
 def test_no_api_key_refuses_to_start(tmp_path: Path) -> None:
