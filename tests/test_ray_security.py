@@ -59,7 +59,9 @@ def _child(report: Path, ray_first: bool) -> None:
         node = ray._private.worker._global_node
         token_path = os.environ.get("RAY_AUTH_TOKEN_PATH")
         token = Path(token_path).read_text() if token_path else None
-        agent = f"http://127.0.0.1:{_agent_http_port(node.node_id)}"
+        # the runtime-env agent: every node runs one (the dashboard agent's fixed port is taken
+        # when another Ray runs on the machine, as the test session's does)
+        agent = f"http://127.0.0.1:{node.runtime_env_agent_port}"
         info = {
             "pid": os.getpid(),
             "gcs_address": node.gcs_address,
@@ -77,29 +79,14 @@ def _child(report: Path, ray_first: bool) -> None:
         sys.stdin.readline()  # hold the instance until the test has looked
 
 
-def _agent_http_port(node_id: str, timeout_s: float = 60) -> int:
-    """The node's dashboard agent's HTTP port, once the agent has registered it (it picks
-    another port when the default one is taken)."""
-    from ray._private.ray_constants import KV_NAMESPACE_DASHBOARD
-    from ray.dashboard.consts import DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX
-    from ray.experimental.internal_kv import _internal_kv_get
-
-    key = f"{DASHBOARD_AGENT_ADDR_NODE_ID_PREFIX}{node_id}"
-    deadline = time.monotonic() + timeout_s
-    while not (value := _internal_kv_get(key, namespace=KV_NAMESPACE_DASHBOARD)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the dashboard agent did not register in {timeout_s} s")
-        time.sleep(0.2)
-    return int(json.loads(value)[1])
-
-
-_AGENT_PATH = "/api/job_agent/jobs/no-such-job/logs"  # a job-agent route (not a health check)
+_AGENT_PATH = "/get_runtime_envs_info"  # an agent route (POST; not a health check)
 
 
 def _http_status(url: str, token: str | None) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=b"", headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+        with urllib.request.urlopen(request, timeout=10) as r:
             return r.status
     except urllib.error.HTTPError as exc:
         return exc.code
