@@ -67,3 +67,56 @@ def smollm2_cache(tmp_path_factory) -> Path:
 def smollm2_dir(smollm2_cache: Path) -> Path:
     """The converted SmolLM2 directory (see smollm2_cache)."""
     return smollm2_cache / "models" / "smollm2-135m"
+
+
+# --------------------------------------------------------------------------- one evaluation
+
+EVAL_SOURCES = ["routellm_mmlu", "routellm_gsm8k", "routellm_mtbench", "mtbench", "llmrouter"]
+EVAL_PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
+LIGHT_EVALUATE = """
+evaluate:
+  router_artifact: {artifact}
+  routers: [learned, random, oracle]
+  max_train_rows: 400
+  max_test_rows: 300
+  mtbench_thresholds: 21
+{extra}"""
+
+
+@pytest.fixture(scope="session")
+def small_build(tmp_path_factory) -> Path:
+    """The shipped (licence-clean) sources the experiments need; RouterDC is absent on purpose."""
+    from localroute.data.build import build
+
+    out = tmp_path_factory.mktemp("evalbuild") / "data"
+    build(out, "shipped", EVAL_SOURCES, log=lambda *_: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def artifact(small_build: Path, tmp_path_factory) -> Path:
+    """The learned router, written by `localroute train` (evaluate loads it, never fits it)."""
+    from cli.main import main
+
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = tmp / "train.yaml"
+    cfg.write_text(f"data:\n  out: {small_build}\n")
+    out = tmp / "task-prior"
+    argv = ["train", "--config", str(cfg), "--router", "task-prior", "--pair", EVAL_PAIR]
+    assert main([*argv, "--data", "routellm_mmlu", "--out", str(out)]) == 0
+    assert (out / "router.json").is_file()
+    return out
+
+
+@pytest.fixture(scope="session")
+def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
+    """One `localroute evaluate` run on the small build, shared by the tests that read it."""
+    from cli.main import main
+
+    tmp = tmp_path_factory.mktemp("eval")
+    out = tmp / "out"
+    cfg = tmp / "cfg.yaml"
+    cfg.write_text(LIGHT_EVALUATE.format(artifact=artifact, extra=""))
+    rc = main(["evaluate", "--config", str(cfg), "--data", str(small_build), "--out", str(out)])
+    assert rc == 0
+    return out

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import LIGHT_EVALUATE as LIGHT
 
 from cli.config import load_config
 from cli.main import main
@@ -16,55 +17,11 @@ from localroute.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(240)
 
-SOURCES = ["routellm_mmlu", "routellm_gsm8k", "routellm_mtbench", "mtbench", "llmrouter"]
-PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
-LIGHT = """
-evaluate:
-  router_artifact: {artifact}
-  routers: [learned, random, oracle]
-  max_train_rows: 400
-  max_test_rows: 300
-  mtbench_thresholds: 21
-{extra}"""
-
-
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory) -> Path:
-    """The shipped (licence-clean) sources the experiments need; RouterDC is absent on purpose."""
-    from localroute.data.build import build
-
-    out = tmp_path_factory.mktemp("evalbuild") / "data"
-    build(out, "shipped", SOURCES, log=lambda *_: None)
-    return out
-
-
-@pytest.fixture(scope="module")
-def artifact(small_build: Path, tmp_path_factory) -> Path:
-    """The learned router, written by `localroute train` (evaluate loads it, never fits it)."""
-    tmp = tmp_path_factory.mktemp("train")
-    cfg = tmp / "train.yaml"
-    cfg.write_text(f"data:\n  out: {small_build}\n")
-    out = tmp / "task-prior"
-    argv = ["train", "--config", str(cfg), "--router", "task-prior", "--pair", PAIR]
-    assert main([*argv, "--data", "routellm_mmlu", "--out", str(out)]) == 0
-    assert (out / "router.json").is_file()
-    return out
-
 
 def _config(tmp_path: Path, artifact: Path | str | None, extra: str = "") -> Path:
     path = tmp_path / "cfg.yaml"
     path.write_text(LIGHT.format(artifact=artifact or "null", extra=extra))
     return path
-
-
-@pytest.fixture(scope="module")
-def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("eval")
-    out = tmp / "out"
-    cfg = _config(tmp, artifact)
-    rc = main(["evaluate", "--config", str(cfg), "--data", str(small_build), "--out", str(out)])
-    assert rc == 0
-    return out
 
 
 def test_metrics_hold_the_three_seed_experiments(evaluated: Path) -> None:
