@@ -148,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.throughput_optimized:  # read by Serve's controller and replicas at their start
-        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
-        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+        from serve.app import ray_env
+        from serve.config import ServeConfig
+
+        os.environ.update(ray_env(ServeConfig(throughput_optimized=True)))
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")

@@ -91,6 +91,14 @@ def local_model_path(cfg: ServeConfig, base_dir: Path) -> str:
     return str(path)
 
 
+def ray_env(cfg: ServeConfig) -> dict[str, str]:
+    """Environment the Ray cluster must start with for this serve config (apply it to
+    `os.environ` before `ray.init` starts a local cluster, or to the head and worker pods)."""
+    if not cfg.throughput_optimized:
+        return {}
+    return {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+
+
 def build_app(
     cfg: ServeConfig,
     *,

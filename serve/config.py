@@ -255,6 +255,10 @@ class ServeConfig:
     alpha: float = 0.05  # seed 001, Table I (GSM8K)
     fallback: bool = True  # a failed side falls back to the other one
     access_log: bool = True
+    # Serve's throughput-optimized mode behind HAProxy: ingress replicas serve HTTP themselves,
+    # no Python proxy hop (benchmarks/bench_router_hop.py). Ray reads it at start, so the
+    # process that starts Ray applies `serve.app.ray_env(cfg)` first (`localroute serve` does).
+    throughput_optimized: bool = False
     latency: LatencySpec = field(default_factory=LatencySpec)
     sessions: SessionConfig = field(default_factory=SessionConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)

@@ -402,3 +402,11 @@ def test_grafana_dashboard_reads_the_metrics_the_router_exports() -> None:
     types = re.findall(r"^# TYPE (localroute_\w+) ", text, flags=re.M)
     exported = {re.sub(r"_total$", "", m) for m in types}
     assert used and used <= exported, used - exported
+
+
+def test_throughput_optimized_is_ray_environment() -> None:
+    from serve.app import ray_env
+
+    assert ray_env(ServeConfig()) == {}
+    env = ray_env(ServeConfig(throughput_optimized=True))
+    assert env == {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
