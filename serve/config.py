@@ -257,7 +257,7 @@ class ServeConfig:
     access_log: bool = True
     # Serve's throughput-optimized mode behind HAProxy: ingress replicas serve HTTP themselves,
     # no Python proxy hop (benchmarks/bench_router_hop.py). Ray reads it at start, so the
-    # process that starts Ray applies `serve.app.ray_env(cfg)` first (`localroute serve` does).
+    # process that starts Ray must apply `serve.app.ray_env(cfg)` to its environment first.
     throughput_optimized: bool = False
     latency: LatencySpec = field(default_factory=LatencySpec)
     sessions: SessionConfig = field(default_factory=SessionConfig)
