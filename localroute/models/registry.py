@@ -143,6 +143,8 @@ def _materialise(spec: ModelSpec, root: Path) -> Path:
             tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}.tmp-", dir=root))
             try:
                 _builder(spec)(tmp)
+                if not (tmp / "config.json").is_file():
+                    raise ModelError(f"building model {spec.name!r} wrote no config.json")
                 marker = tmp / MARKER
                 marker.write_text(json.dumps({"model": spec.name, "label": spec.label}))
                 _fsync_tree(tmp)

@@ -82,8 +82,14 @@ def convert_gguf(gguf: str | Path, out_dir: str | Path) -> Path:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     out.mkdir(parents=True, exist_ok=True)
+    # A per-machine cache, not a distributed checkpoint: inside a torch.distributed group (a Ray
+    # Train worker) transformers writes weights on rank 0 only, which would leave other ranks
+    # a directory without them. Every caller here writes the whole model.
+    model.should_save_on_this_rank = lambda is_main_process=True: True
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    if not (list(out.glob("*.safetensors")) and (out / "config.json").is_file()):
+        raise ModelError(f"converting {gguf}: no weights were written to {out}")
     return out
 
 
