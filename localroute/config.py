@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -51,8 +51,9 @@ class RayConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    # None: ../shared/data (or $LOCALROUTE_SHARED_DATA) when present, else the shipped build.
-    source_dir: ConfigPath | None = None
+    # None: ../shared/data (or $LOCALROUTE_SHARED_DATA) when present, else the shipped build;
+    # "shipped": the build inside the package; a path: that directory of public data.
+    source_dir: Literal["shipped"] | ConfigPath | None = None
     out: str = "runs/data"
     sources: list[str] | None = None
 

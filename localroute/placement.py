@@ -365,28 +365,3 @@ def autoscaler_node_groups() -> list[dict]:
 def _node_labels(selector: Mapping[str, str]) -> dict[str, str]:
     """Plain key=value labels from a selector, for a hint (operators dropped)."""
     return {k: v for k, v in selector.items() if re.fullmatch(_NAME, v)}
-
-
-def node_hardware(labels: Mapping[str, Any] | None = None) -> str:
-    """The hardware kind of the node this code runs on (for outcome rows): its label, else a guess.
-
-    `labels`: a node's labels; None reads the current node's from the Ray runtime context.
-    """
-    if labels is None:
-        import ray
-
-        labels = ray.get_runtime_context().get_node_labels()
-    value = labels.get(HARDWARE_LABEL)
-    if isinstance(value, list):  # the runtime context may give lists
-        value = value[0] if value else None
-    if value:
-        return str(value)
-    accelerator = labels.get(ACCELERATOR_LABEL)
-    if isinstance(accelerator, list):
-        accelerator = accelerator[0] if accelerator else None
-    if accelerator:
-        for kind in POOL_KINDS.values():
-            if kind.num_gpus and kind.accepts(str(accelerator)):
-                return kind.name
-        return f"accelerator-{accelerator}"
-    return "cpu"

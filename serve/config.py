@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from localroute.config import ConfigPath, bundled
 from localroute.errors import ConfigError
+from localroute.placement import Placement, ray_remote_args_for
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class DeploymentScaling:
     downscale_delay_s: float = 60.0
     num_cpus: float = 0.5
     num_gpus: float = 0.0
+    # Where replicas run on a mixed cluster (localroute.placement, as for Ray Data pools and Ray
+    # Train workers): e.g. {kind: nvidia-h100}; it replaces num_cpus/num_gpus when given.
+    placement: Placement | None = None
     # Environment of this deployment's replicas (Ray Serve tuning flags, never secrets).
     env_vars: dict[str, str] = field(default_factory=dict)
 
@@ -68,9 +73,12 @@ class DeploymentScaling:
         }
         if self.initial_replicas is not None:
             autoscaling["initial_replicas"] = self.initial_replicas
-        actor: dict[str, Any] = {"num_cpus": self.num_cpus}
-        if self.num_gpus:
-            actor["num_gpus"] = self.num_gpus
+        if self.placement is not None:
+            actor: dict[str, Any] = ray_remote_args_for(self.placement)
+        else:
+            actor = {"num_cpus": self.num_cpus}
+            if self.num_gpus:
+                actor["num_gpus"] = self.num_gpus
         if self.env_vars:
             actor["runtime_env"] = {"env_vars": dict(self.env_vars)}
         return {
@@ -103,7 +111,7 @@ class BackpressureOptions:
 class RouterSpec:
     """Which router gives p: a trained artifact directory, or a registry name (untrained ones)."""
 
-    artifact: str | None = None
+    artifact: ConfigPath | None = None  # relative: to the config file
     name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     default_task: str = "unknown"  # the `task` column for requests that do not name one
@@ -126,7 +134,7 @@ class LatencySpec:
     local engine's measured seconds per token for gamma_s.
     """
 
-    links_file: str = "configs/links.yaml"
+    links_file: ConfigPath = field(default_factory=lambda: bundled("links.yaml"))
     preset: str = "paper-table1"
     workload: str = "gsm8k"
     link: str | None = None  # None: the preset's own link

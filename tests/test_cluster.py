@@ -391,27 +391,47 @@ def test_placement_errors_name_the_field(raw, message):
         Placement(**raw).check("p")
 
 
-def test_the_same_placement_for_train_and_serve():
+def test_the_same_placement_for_data_train_and_serve():
+    """What production passes to each Ray library, built from one Placement: the profile's Ray
+    Data pool, Ray Train's ScalingConfig and a Serve deployment's actor options."""
     from ray.serve.schema import RayActorOptionsSchema
     from ray.train import ScalingConfig
 
+    from localroute.routers.training import TrainConfig, scaling_config_args
+    from pipelines.profile.config import PoolConfig
+    from pipelines.profile.driver import remote_args
+    from serve.config import BackpressureOptions, DeploymentScaling
+
     h100 = Placement(kind="nvidia-h100", num_cpus=4)
-    args = placement.scaling_config_args_for(h100)
-    assert args == {
+    node = {
+        "Alive": True,
+        "Labels": {HARDWARE_LABEL: "nvidia-h100"},
+        "Resources": {"CPU": 8.0, "GPU": 1.0},
+    }
+    selector = {HARDWARE_LABEL: "nvidia-h100"}
+
+    data = remote_args(PoolConfig(name="h100", model="tiny", placement=h100), [node])
+    assert data == {"num_cpus": 4.0, "num_gpus": 1.0, "label_selector": selector}
+
+    train = scaling_config_args(TrainConfig(placement=h100), nodes=[node])
+    assert train == {
         "use_gpu": True,
         "resources_per_worker": {"CPU": 4.0, "GPU": 1.0},
-        "label_selector": {HARDWARE_LABEL: "nvidia-h100"},
+        "label_selector": selector,
     }
-    ScalingConfig(num_workers=2, **args)  # Ray Train takes them as they are
+    ScalingConfig(num_workers=2, **train)  # Ray Train takes them as they are
+
+    actor = DeploymentScaling(placement=h100).options(BackpressureOptions())["ray_actor_options"]
+    assert actor == data  # the same worker, whichever library starts it
+    RayActorOptionsSchema.model_validate(actor)  # so does Serve
     assert not placement.scaling_config_args_for(Placement(num_cpus=2))["use_gpu"]
-    RayActorOptionsSchema.model_validate(ray_remote_args_for(h100))  # so does Serve
 
 
 def test_placement_loads_as_a_config_section_field(tmp_path):
     """Placement is a plain config dataclass: the loader coerces and checks it like any section."""
     from dataclasses import dataclass, field
 
-    from localroute.config import _build
+    from localroute.config import build as _build
 
     @dataclass(frozen=True)
     class Pool:
@@ -457,11 +477,3 @@ def test_selector_operators_follow_ray():
     assert node_satisfies({"labels": {"zone": "!in(a,b)"}}, labels, res)
     assert node_satisfies({"labels": {"zone": "!a"}}, labels, res) is None
     assert node_satisfies({"labels": {"rack": "!r1"}}, labels, res) is None  # absent: not r1
-
-
-def test_node_hardware_reads_the_label_else_the_accelerator():
-    assert placement.node_hardware({HARDWARE_LABEL: ["nvidia-l4"]}) == "nvidia-l4"
-    assert placement.node_hardware({ACCELERATOR_LABEL: "H100"}) == "nvidia-h100"
-    assert placement.node_hardware({ACCELERATOR_LABEL: "M3-Pro"}) == "apple-silicon"
-    assert placement.node_hardware({}) == "cpu"
-    assert placement.local_node_labels() == {HARDWARE_LABEL: placement.detect_local_kind()}

@@ -523,12 +523,13 @@ def test_pools_are_placed_by_the_head_labels(ray_head):
     named by unschedulable() instead of waiting."""
     script = """
 import ray
-from localroute.placement import Placement, ray_remote_args_for, unschedulable, node_hardware
+from localroute.placement import HARDWARE_LABEL, Placement, ray_remote_args_for, unschedulable
 ray.init(address="auto", logging_level="ERROR")
 cpu = Placement(kind="cpu", num_cpus=0.5)
 @ray.remote
 def where():
-    return node_hardware()
+    value = ray.get_runtime_context().get_node_labels().get(HARDWARE_LABEL)
+    return value[0] if isinstance(value, list) else value
 print("ran-on", ray.get(where.options(**ray_remote_args_for(cpu)).remote(), timeout=60))
 problems = unschedulable({"cpu": cpu, "h100": Placement(kind="nvidia-h100")})
 print("unschedulable", sorted(problems))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import signal
 import threading
 
@@ -12,23 +14,30 @@ DEFAULT_CONFIG = "configs/local.yaml"
 def _serve(args: argparse.Namespace) -> int:
     from cli.config import load_config
     from localroute.ray_runtime import ray_session
-    from serve.app import start, stop
+    from serve.app import ray_env, start, stop
 
     cfg = load_config(args.config)
+    s = cfg.serve
+    if args.throughput_optimized:
+        s = dataclasses.replace(s, throughput_optimized=True)
+    os.environ.update(ray_env(s))  # Serve's proxy mode is chosen when Ray starts
     done = threading.Event()
     with ray_session(cfg.ray):
         # SIGTERM (a pod stopping, `kill`) shuts down as cleanly as Ctrl-C; installed after
         # ray.init, which sets a handler of its own.
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         url = start(
-            cfg.serve,
+            s,
             host=args.host,
             port=args.port,
             router_artifact=args.router_artifact,
+            cloud_base_url=args.cloud_base_url,
+            cloud_model=args.cloud_model,
         )
-        s = cfg.serve
-        print(f"serving {url}/v1/chat/completions (router {s.router.artifact or s.router.name})")
-        print(f"   local: {s.local.model_name} ({s.local.engine}); cloud: {s.cloud.model}")
+        router = args.router_artifact or s.router.artifact or s.router.name
+        cloud = f"{args.cloud_model or s.cloud.model} at {args.cloud_base_url or s.cloud.base_url}"
+        print(f"serving {url}/v1/chat/completions (router {router})")
+        print(f"   local: {s.local.model_name} ({s.local.engine}); cloud: {cloud}")
         print("   Ctrl-C stops", flush=True)
         try:
             while not done.wait(1.0):
@@ -56,4 +65,12 @@ def register(sub) -> None:
     p.add_argument("--host", help="override serve.host (default loopback)")
     p.add_argument("--port", type=int, help="override serve.port (0: a free port)")
     p.add_argument("--router-artifact", help="serve this trained router artifact directory")
+    p.add_argument("--cloud-base-url", help="override serve.cloud.base_url (an OpenAI-style API)")
+    p.add_argument("--cloud-model", help="override serve.cloud.model")
+    p.add_argument(
+        "--throughput-optimized",
+        action="store_true",
+        help="Serve's throughput-optimized proxy (HAProxy, direct ingress): lower latency and "
+        "higher throughput; set before Ray starts (serve.throughput_optimized)",
+    )
     p.set_defaults(func=_serve)

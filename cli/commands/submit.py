@@ -14,6 +14,7 @@ _WHAT = {
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from cli.config import load_config
     from localroute.submit import submit
 
     return submit(
@@ -23,6 +24,7 @@ def _submit(args: argparse.Namespace) -> int:
         wait=args.wait,
         job_args=shlex.split(args.job_args or ""),
         submission_id=args.submission_id,
+        load_config=load_config,  # every section is checked here, before anything is sent
     )
 
 
