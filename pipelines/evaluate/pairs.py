@@ -27,6 +27,7 @@ from pipelines.evaluate.sides import Lengths, latency_model, resolve_sides
 if TYPE_CHECKING:
     from localroute.core.accounting import SideOutcome, SideSpec
     from localroute.core.latency import LatencyModel
+    from localroute.core.policy import RouteResult
 
 MIN_TRAIN_ROWS = 50
 Batch = dict[str, np.ndarray]
@@ -54,6 +55,23 @@ class PairTable:
 
     def col(self, name: str, dtype: Any = float) -> np.ndarray:
         return np.asarray(self.batch[name]).astype(dtype)
+
+    def decisions(
+        self, label: str, alpha: float, theta: float, latency: LatencyModel | None = None
+    ) -> RouteResult:
+        """Router ``label``'s decision for every row at (alpha, theta): the one policy
+        (:func:`localroute.core.policy.route`) over this table's scores and word counts, with
+        the pair's latency model unless another is given (e.g. a server's prior)."""
+        from localroute.core.policy import route
+
+        return route(
+            latency or self.latency,
+            self.scores[label].p,
+            alpha,
+            theta,
+            self.col("prompt_words"),
+            self.col("context_words"),
+        )
 
     def quantities(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """(value if local, value if cloud) per query, for every accounted quantity."""
