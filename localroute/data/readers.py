@@ -81,3 +81,19 @@ def parse_bool(value: str, path: Path, where: str) -> bool:
     if text in ("false", "0"):
         return False
     raise DataError(f"{path}: {where} expected True/False, got {value!r}")
+
+
+def read_scored_questions(path: Path) -> list[tuple[int, str, dict]]:
+    """A JSON list of ``{"question": str, "scores": {model: score}}`` entries (the DC-router
+    format LLMRouter and RouterDC publish), as (index, question, scores)."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list")
+    return [
+        (
+            i,
+            field(row, "question", str, path, f"entry {i}"),
+            field(row, "scores", dict, path, f"entry {i}"),
+        )
+        for i, row in enumerate(data)
+    ]

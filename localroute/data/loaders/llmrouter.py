@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 from localroute.data.loaders.rows import SIZE, SourceTables, outcome, query, tables, user
-from localroute.data.readers import field, read_json, read_jsonl
+from localroute.data.readers import field, read_json, read_jsonl, read_scored_questions
 from localroute.errors import DataError
 
 GRADING = {
@@ -75,12 +75,7 @@ def load_llmrouter(root: Path, run_id: str) -> SourceTables:
     records = []
     for split in ("train", "test"):
         path = base / "dcrouter_preprocessed" / f"{split}.json"
-        data = read_json(path)
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list")
-        for i, row in enumerate(data):
-            text = field(row, "question", str, path, f"entry {i}")
-            scores = field(row, "scores", dict, path, f"entry {i}")
+        for i, text, scores in read_scored_questions(path):
             if text not in meta:
                 raise DataError(f"{path}: entry {i} matches no default_query_*.jsonl query")
             unknown = set(scores) - set(sizes)

@@ -9,7 +9,7 @@ from pathlib import Path
 from localroute.data.loaders import routellm
 from localroute.data.loaders.gsm8k_mmlu import gsm8k_gold, mmlu_by_prompt
 from localroute.data.loaders.rows import SourceTables, outcome, query, tables, user
-from localroute.data.readers import field, read_json
+from localroute.data.readers import read_scored_questions
 from localroute.data.splits import normalise
 from localroute.errors import DataError
 
@@ -38,12 +38,7 @@ def routerdc_loader(
         queries, outcomes = [], []
         for split in ("train", "test"):
             path = root / "routerdc_small7" / f"{stem.format(split=split)}.json"
-            data = read_json(path)
-            if not isinstance(data, list):
-                raise DataError(f"{path}: expected a JSON list")
-            for i, row in enumerate(data):
-                text = field(row, "question", str, path, f"entry {i}")
-                scores = field(row, "scores", dict, path, f"entry {i}")
+            for i, text, scores in read_scored_questions(path):
                 prompt = text if task != "mmlu" else text + "\nAnswer:"
                 key = normalise(prompt)
                 q = query(
