@@ -91,19 +91,23 @@ def small_build(tmp_path_factory) -> Path:
     return out
 
 
+def train_artifact(router: str, data_dir: Path, tmp: Path, source: str = "routellm_mmlu") -> Path:
+    """A router artifact written by `localroute train` on ``source`` of ``data_dir``."""
+    from cli.main import main
+
+    cfg = tmp / "train.yaml"
+    cfg.write_text(f"data:\n  out: {data_dir}\n")
+    out = tmp / router
+    argv = ["train", "--config", str(cfg), "--router", router, "--pair", EVAL_PAIR]
+    assert main([*argv, "--data", source, "--out", str(out)]) == 0
+    assert (out / "router.json").is_file()
+    return out
+
+
 @pytest.fixture(scope="session")
 def artifact(small_build: Path, tmp_path_factory) -> Path:
     """The learned router, written by `localroute train` (evaluate loads it, never fits it)."""
-    from cli.main import main
-
-    tmp = tmp_path_factory.mktemp("train")
-    cfg = tmp / "train.yaml"
-    cfg.write_text(f"data:\n  out: {small_build}\n")
-    out = tmp / "task-prior"
-    argv = ["train", "--config", str(cfg), "--router", "task-prior", "--pair", EVAL_PAIR]
-    assert main([*argv, "--data", "routellm_mmlu", "--out", str(out)]) == 0
-    assert (out / "router.json").is_file()
-    return out
+    return train_artifact("task-prior", small_build, tmp_path_factory.mktemp("train"))
 
 
 @pytest.fixture(scope="session")

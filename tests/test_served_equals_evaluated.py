@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
-from conftest import EVAL_PAIR
+from conftest import train_artifact
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -21,15 +21,7 @@ N = 24
 @pytest.fixture(scope="module")
 def gbt_artifact(small_build: Path, tmp_path_factory) -> Path:
     """A learned router (gradient boosting on embeddings), written by `localroute train`."""
-    from cli.main import main
-
-    tmp = tmp_path_factory.mktemp("gbt")
-    cfg = tmp / "train.yaml"
-    cfg.write_text(f"data:\n  out: {small_build}\n")
-    out = tmp / "gbt"
-    argv = ["train", "--config", str(cfg), "--router", "gbt", "--pair", EVAL_PAIR]
-    assert main([*argv, "--data", "routellm_mmlu", "--out", str(out)]) == 0
-    return out
+    return train_artifact("gbt", small_build, tmp_path_factory.mktemp("gbt"))
 
 
 def _evaluated_rows(small_build: Path, artifact: Path, latency):
