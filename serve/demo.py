@@ -76,12 +76,19 @@ def demo_stage(cfg, out_dir: Path, router_artifact: Path | None = None) -> dict[
                 messages.append({"role": "assistant", "content": reply})
                 h = {k: raw.headers.get(k) for k in HEADERS}
                 side = h["x-localroute-decision"]
+                words = reply.split()
+                first = " ".join(words[:10]) + (" ..." if len(words) > 10 else "")
                 print(
                     f"   turn {i}: {side:<5} p={float(h['x-localroute-p']):.3f} "
                     f"p~={float(h['x-localroute-p-fused']):.3f}  {h['x-localroute-reason']}"
                 )
+                print(f'      {raw.parse().model}: "{first}"')
                 result["turns"].append(
-                    {"turn": i, **{k.removeprefix("x-localroute-"): v for k, v in h.items()}}
+                    {
+                        "turn": i,
+                        **{k.removeprefix("x-localroute-"): v for k, v in h.items()},
+                        "answer": reply,
+                    }
                 )
         finally:
             stop()
