@@ -72,6 +72,7 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_replay.py --data runs/data
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_profile.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_router_hop.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_decoder.py --data runs/data --out runs/bench_decoder
 
 clean:
 	rm -rf runs build *.egg-info
