@@ -60,6 +60,15 @@ QUICK = [
     ("mlp", {"embedder": "static", "epochs": 40}),
     ("mf", {"embedder": "static", "epochs": 40}),
     ("gbt", {"embedder": "static", "max_iter": 40, "min_samples_leaf": 10}),
+    (
+        "stack",
+        {
+            "members": [
+                {"name": "gbt", "embedder": "static", "max_iter": 30, "min_samples_leaf": 10},
+                {"name": "mlp", "embedder": "static", "epochs": 30},
+            ]
+        },
+    ),
 ]
 
 

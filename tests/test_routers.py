@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(400)
 
 PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
 LIGHT = ["random", "always-local", "always-cloud", "oracle", "task-prior"]
-LIGHT += ["knn", "mlp", "mf", "gbt"]
+LIGHT += ["knn", "mlp", "mf", "gbt", "stack"]
 HEAVY = ["bert", "decoder"]
 
 

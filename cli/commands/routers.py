@@ -18,10 +18,9 @@ def data_dir_for(cfg) -> Path:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from localroute.routers import get_router_class
-
     from cli.config import load_config
     from localroute.ray_runtime import ray_session
+    from localroute.routers import get_router_class
     from pipelines.routers import train_one
 
     cfg = load_config(args.config)
@@ -35,11 +34,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from localroute.routers import get_router_class
-
     from cli.config import load_config
     from localroute.errors import ConfigError
     from localroute.ray_runtime import ray_session
+    from localroute.routers import get_router_class
     from pipelines.routers import evaluate_routers
 
     cfg = load_config(args.config)
@@ -54,7 +52,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.out).resolve()
     with ray_session(cfg.ray):
         print(f"== evaluating routers {', '.join(names)} on {args.data}")
-        result = evaluate_routers(cfg, args.data, args.pair, names, data_dir, out, sizes)
+        result = evaluate_routers(
+            cfg, args.data, args.pair, names, data_dir, out, sizes, args.holdout_source
+        )
     for line in result["versus_task_prior"].values():
         print(f"   {line}")
     print(
@@ -73,8 +73,17 @@ def register(sub) -> None:
     )
     t.add_argument("--config", default="configs/local.yaml", help="YAML config")
     t.add_argument("--router", required=True, help="router name (see evaluate-routers --help)")
-    t.add_argument("--pair", required=True, help="LOCAL,CLOUD model names as in the outcomes")
-    t.add_argument("--data", required=True, help="source name, e.g. routellm_gsm8k, llmrouter")
+    t.add_argument(
+        "--pair",
+        required=True,
+        help="LOCAL,CLOUD model names as in the outcomes; with several sources, 'auto' (or a "
+        "pair) gives each source its default pair where it lacks these models",
+    )
+    t.add_argument(
+        "--data",
+        required=True,
+        help="source name (e.g. routellm_gsm8k, llmrouter), a comma-separated list, or all",
+    )
     t.add_argument("--out", help="artifact directory (default runs/routers/<router>-<data>)")
     t.set_defaults(func=_train)
 
@@ -83,12 +92,17 @@ def register(sub) -> None:
         help="compare routers on one source and pair (metrics.json + a PNG)",
         description="Fit each router (plus random, oracle and task-prior) and report AUC, F1, "
         "APGR, CPT(50%%), CPT(80%%) and AIQ on the test split. Routers: random, always-local, "
-        "always-cloud, oracle, task-prior, knn, mlp, mf, bert, decoder.",
+        "always-cloud, oracle, task-prior, knn, mlp, mf, gbt, stack, bert, decoder.",
     )
     e.add_argument("--config", default="configs/local.yaml", help="YAML config")
-    e.add_argument("--data", required=True, help="source name")
-    e.add_argument("--pair", required=True, help="LOCAL,CLOUD model names")
+    e.add_argument("--data", required=True, help="source name, a comma-separated list, or all")
+    e.add_argument("--pair", required=True, help="LOCAL,CLOUD model names, or auto")
     e.add_argument("--routers", required=True, help="comma-separated router names")
     e.add_argument("--out", required=True, help="output directory")
     e.add_argument("--train-sizes", help="comma-separated training-set sizes for a learning curve")
+    e.add_argument(
+        "--holdout-source",
+        help="leave one source out: train on the --data sources (e.g. all) but this one, test on "
+        "its test split (its own pair; training prompts found in it are dropped)",
+    )
     e.set_defaults(func=_evaluate)

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localroute.errors import ConfigError
+from localroute.routers.alpha import AlphaConfig
 from localroute.routers.registry import get_router_class
 from localroute.routers.training import TrainConfig
 
-__all__ = ["CalibrationConfig", "RoutersConfig", "TrainConfig"]
+__all__ = ["AlphaConfig", "CalibrationConfig", "RoutersConfig", "TrainConfig"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class RoutersConfig:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # router name -> params
     train: TrainConfig = field(default_factory=TrainConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    # alpha and theta chosen together on val (least latency at a quality target); replaces the
+    # calibration threshold. null: alpha 0 and calibration's threshold
+    alpha: AlphaConfig | None = field(default_factory=AlphaConfig)
 
     def check(self, where: str) -> None:
         if self.rule not in ("ge", "bar") or (self.rule == "bar" and self.bar is None):

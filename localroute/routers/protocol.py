@@ -10,7 +10,7 @@ applies the calibrator fitted on held-out data (calibration.py, by training.fit)
 row from failing its batch, and returns finite float64 in [0, 1]. A row whose score cannot be
 computed gets the training base rate, and the router says so once (log and info["warnings"]).
 
-An artifact directory holds `router.json` (format, name, params, threshold, calibrator, info,
+An artifact directory holds `router.json` (format, name, params, threshold, alpha, calibrator, info,
 and the fingerprint: a hash of that spec and of the weight files), `metrics.json`, and the
 weight files the router lists in `state_files`. `localroute.routers.load_router(path)` gives back
 a router that scores identically, `router.artifact_id` names it ("mlp-3f2a9c1d0b7e4a55").
@@ -49,6 +49,9 @@ class Router(abc.ABC):
         self.seed = seed
         self.params = params
         self.threshold = 0.5  # p above it goes to the cloud; training.fit may replace it
+        # eq. 11's fusion weight (1/s) chosen with the threshold on val (alpha.py): a query goes
+        # local iff p - alpha (T_e - T_s) <= threshold; 0: the threshold applies to p alone
+        self.alpha = 0.0
         self.info: dict[str, Any] = {}  # pair, source, calibration, train data, fingerprint
         self.calibrator: Calibrator | None = IDENTITY if self.self_calibrated else None
         self.fingerprint: str | None = None  # of the artifact it was saved as or loaded from
@@ -138,6 +141,7 @@ class Router(abc.ABC):
             "seed": self.seed,
             "params": self.params,
             "threshold": self.threshold,
+            "alpha": self.alpha,
             "calibrator": self.calibrator.to_dict(),
             "info": info,
         }
@@ -167,6 +171,7 @@ class Router(abc.ABC):
         try:
             router = cls(seed=int(spec.get("seed", 0)), **spec.get("params", {}))
             router.threshold = float(spec.get("threshold", 0.5))
+            router.alpha = float(spec.get("alpha", 0.0))  # artifacts before alpha: p alone
             router.info = dict(spec.get("info", {}))
             router.calibrator = Calibrator.from_dict(spec["calibrator"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -16,6 +16,7 @@ from localroute.routers.embedding_routers import KnnRouter, MatrixFactorisationR
 from localroute.routers.errors import RouterError
 from localroute.routers.finetuned import BertRouter, DecoderRouter
 from localroute.routers.protocol import Router
+from localroute.routers.stacked import StackRouter
 
 ROUTERS: dict[str, type[Router]] = {
     "random": RandomRouter,
@@ -27,6 +28,7 @@ ROUTERS: dict[str, type[Router]] = {
     "mlp": MlpRouter,
     "mf": MatrixFactorisationRouter,
     "gbt": GbtRouter,
+    "stack": StackRouter,
     "bert": BertRouter,
     "decoder": DecoderRouter,
 }

@@ -1,0 +1,140 @@
+"""alpha with a meaning: the fusion weight of seed 001's eq. 11, chosen on the validation split.
+
+p~ = p - alpha (T_e - T_s); a query goes local iff p~ <= theta. alpha converts seconds of latency
+gap into probability, so it is chosen per router and workload, as seed 001 tunes it per dataset:
+on the validation split, over a grid of alphas, the operating point (alpha, theta) with the least
+mean modelled latency among those whose mean quality reaches the quality target (a fraction of
+the way from local-only to cloud-only quality). Every decision goes through
+`localroute.core.sweep` (hence `localroute.core.policy.fused_score`), as evaluate and serve do.
+
+The artifact stores `alpha` beside `threshold` (router.json), and info["alpha"] records the
+latency model, the target and the whole sweep (one row per alpha).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from localroute.routers.features import Batch, n_rows
+
+ALPHA_GRID = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
+
+
+@dataclass(frozen=True)
+class AlphaConfig:
+    """`routers.alpha`: how alpha (and with it theta) is chosen on the validation split."""
+
+    quality_target: float = 0.5  # fraction of the way from local-only to cloud-only quality
+    grid: list[float] = field(default_factory=lambda: list(ALPHA_GRID))
+    link: str = "5g"  # a profile of links.yaml (evaluate.link's default)
+    preset: str = "paper-table1"  # latency_models entry of links.yaml: per-token times
+
+    def check(self, where: str) -> None:
+        from localroute.errors import ConfigError
+
+        if not 0.0 <= self.quality_target <= 1.0:
+            raise ConfigError(f"{where}.quality_target must be in [0, 1]")
+        if not self.grid or any(not np.isfinite(a) or a < 0 for a in self.grid):
+            raise ConfigError(f"{where}.grid must be finite alphas >= 0")
+
+
+def workload_of(source: str) -> str:
+    """The seed 001 workload (Table II/III) a source's response lengths come from."""
+    return "mmlu" if "mmlu" in source else "gsm8k" if "gsm8k" in source else "mt-bench-101"
+
+
+def side_times(batch: Batch, source: str | None, cfg: AlphaConfig) -> tuple[np.ndarray, ...]:
+    """(T_s, T_e) per row: eqs. 6-7 of the preset's latency model for each row's workload
+    (the batch's `source` column, else `source`), over cfg.link. Prompt and context in words."""
+    from localroute.config import bundled
+    from localroute.core.profiles import load_latency_model
+
+    n = n_rows(batch)
+    lp = np.asarray(batch.get("prompt_words", np.zeros(n)), np.float64)
+    ct = np.asarray(batch.get("context_words", np.zeros(n)), np.float64)
+    rows_source = (
+        np.asarray(batch["source"], dtype=object)
+        if "source" in batch
+        else np.full(n, source or "", dtype=object)
+    )
+    t_local, t_cloud = np.zeros(n), np.zeros(n)
+    for wl in sorted({workload_of(str(s)) for s in rows_source}):
+        m = np.array([workload_of(str(s)) == wl for s in rows_source])
+        model = load_latency_model(bundled("links.yaml"), cfg.preset, wl, cfg.link)
+        t_local[m] = model.t_local(lp[m], ct[m])
+        t_cloud[m] = model.t_cloud(lp[m], ct[m])
+    return t_local, t_cloud
+
+
+def quality_target(q_local: np.ndarray, q_cloud: np.ndarray, fraction: float) -> float:
+    lo, hi = float(np.mean(q_local)), float(np.mean(q_cloud))
+    return lo + fraction * (hi - lo)
+
+
+@dataclass
+class AlphaChoice:
+    alpha: float
+    theta: float
+    target: float
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+
+def alpha_sweep(
+    p: np.ndarray,
+    q_local: np.ndarray,
+    q_cloud: np.ndarray,
+    t_local: np.ndarray,
+    t_cloud: np.ndarray,
+    fraction: float,
+    grid=ALPHA_GRID,
+) -> AlphaChoice:
+    """Per alpha, the least-latency operating point reaching the quality target; the best."""
+    from localroute.core.sweep import at_target, sweep
+
+    target = quality_target(q_local, q_cloud, fraction)
+    q = {"quality": (q_local, q_cloud), "latency_s": (t_local, t_cloud)}
+    rows, best = [], None
+    for curve in sweep(p, t_cloud - t_local, q, sorted(set(map(float, grid)))):
+        point = at_target(curve, "quality", target, "latency_s")
+        row = {"alpha": curve.alpha}
+        if point is not None:
+            row.update(
+                theta=point["theta"],
+                latency_s=point["latency_s"],
+                cloud_share=point["cloud_share"],
+                quality=point["quality"],
+            )
+            # ties (within a millisecond) go to the smaller alpha: the router's own ranking
+            if best is None or point["latency_s"] < best["latency_s"] - 1e-3:
+                best = row
+        rows.append(row)
+    if best is None:  # nothing reaches the target: all cloud at alpha 0
+        return AlphaChoice(0.0, -np.inf, target, rows)
+    return AlphaChoice(float(best["alpha"]), float(best["theta"]), target, rows)
+
+
+def choose_alpha(router, val: Batch, cfg: AlphaConfig) -> dict[str, Any]:
+    """Set router.alpha and router.threshold (theta of the fused score) from `val`."""
+    p = router.score(val)
+    t_local, t_cloud = side_times(val, router.info.get("source"), cfg)
+    ql = np.asarray(val["q_local"], np.float64)
+    qc = np.asarray(val["q_cloud"], np.float64)
+    choice = alpha_sweep(p, ql, qc, t_local, t_cloud, cfg.quality_target, cfg.grid)
+    router.alpha = choice.alpha
+    theta = choice.theta if np.isfinite(choice.theta) else -1.0  # -1: every query to the cloud
+    router.threshold = float(theta)
+    info = {
+        "alpha": choice.alpha,
+        "theta": router.threshold,
+        "chosen_on": f"validation split ({n_rows(val)} rows)",
+        "rule": "least mean modelled latency reaching the quality target",
+        "quality_target_fraction": cfg.quality_target,
+        "quality_target": choice.target,
+        "latency_model": {"preset": cfg.preset, "link": cfg.link},
+        "sweep": choice.sweep,
+    }
+    router.info["alpha"] = info
+    return info
