@@ -45,7 +45,9 @@ def parse_pair(pair: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-def load_splits(data_dir: Path, source: str, pair: str, rcfg: RoutersConfig, seed: int) -> Splits:
+def load_splits(
+    data_dir: Path, source: str, pair: str, rcfg: RoutersConfig, seed: int, need_train=True
+) -> Splits:
     local, cloud = parse_pair(pair)
     examples = pair_examples(data_dir, source, local, cloud, rcfg.rule, rcfg.bar)
     models, matrix = score_matrix(data_dir, source, examples)
@@ -68,7 +70,7 @@ def load_splits(data_dir: Path, source: str, pair: str, rcfg: RoutersConfig, see
         )
         val, train = train.filter(pa.array(fold == "val")), train.filter(pa.array(fold == "train"))
     test = split_of(examples, "test", drop_contaminated=True)
-    if train.num_rows == 0:
+    if train.num_rows == 0 and need_train:
         raise DataError(f"source {source!r} has no training examples for the pair {local}, {cloud}")
     if test.num_rows == 0:
         raise DataError(f"source {source!r} has no test examples for the pair {local}, {cloud}")
@@ -81,10 +83,10 @@ DEFAULT_PAIRS = {
     "routellm_mmlu": f"{MIXTRAL},{GPT4}",
     "routellm_gsm8k": f"{MIXTRAL},{GPT4}",
     "routellm_mtbench": f"{MIXTRAL},{GPT4}",
+    # GPT-4's outcomes here are RouteLLM's, on test questions only: test (holdout) sources
     "routerdc_mmlu": f"meta-llama/Meta-Llama-3-8B,{GPT4}",
     "routerdc_gsm8k": f"meta-llama/Meta-Llama-3-8B,{GPT4}",
     "llmrouter": "llama-3.1-8b-instruct,llama-3.1-nemotron-51b-instruct",
-    "mtbench": "vicuna-13b-v1.3,gpt-4",
 }
 SHARED = (  # the columns every source's batch has, concatenated across sources
     "query_id", "turn", "task", "split", "contaminated", "text", "context", "prompt_words",
@@ -138,11 +140,20 @@ def load_multi(
         sources = [s for s in sources if s != holdout]
     if not sources:
         raise DataError("no training sources left (the holdout was the only one)")
-    parts = {s: load_splits(data_dir, s, pair_for(data_dir, s, pair), rcfg, seed) for s in sources}
+    parts = {}
+    for s in sources:
+        part = load_splits(data_dir, s, pair_for(data_dir, s, pair), rcfg, seed, need_train=False)
+        if len(part.train["text"]):  # a test-only source (routerdc_*) trains nothing
+            parts[s] = part
+    if not parts:
+        raise DataError(f"no training examples in any of {', '.join(sources)}")
+    sources = list(parts)
     test_parts = [tagged(p.test, s) for s, p in parts.items()]
     pairs = {s: f"{p.local},{p.cloud}" for s, p in parts.items()}
     if holdout is not None:
-        h = load_splits(data_dir, holdout, pair_for(data_dir, holdout, pair), rcfg, seed)
+        h = load_splits(
+            data_dir, holdout, pair_for(data_dir, holdout, pair), rcfg, seed, need_train=False
+        )
         test_parts = [tagged(h.test, holdout)]
         pairs[holdout] = f"{h.local},{h.cloud}"
     seen = {str(t) for t in test_parts[0]["text"]} if holdout is not None else set()

@@ -120,3 +120,20 @@ def test_holdout_source_trains_on_the_others(shipped, tmp_path):
     assert len(result["random_20_seeds"]["auc"]) == 2
     summary = (tmp_path / "summary.md").read_text()
     assert "Leave one source out" in summary and "random, 20 seeds" in summary
+
+
+def test_evaluate_fuses_the_learned_router_at_its_artifact_alpha():
+    """The pair's configured alpha wins; else the artifact's (learned); else Table I's."""
+    from pipelines.evaluate.config import PairSpec
+    from pipelines.evaluate.experiments import resolve_alpha
+
+    table1 = SimpleNamespace(workloads={"gsm8k": SimpleNamespace(alpha=0.05)})
+    ctx = SimpleNamespace(
+        artifact=SimpleNamespace(router=SimpleNamespace(alpha=0.02)), table1=table1
+    )
+    unset = PairSpec("p", "routellm_gsm8k", "a", "b")
+    assert resolve_alpha(ctx, unset, "learned")[0] == 0.02
+    assert resolve_alpha(ctx, unset, "random") == (0.05, "seed 001 Table I")
+    explicit = PairSpec("p", "routellm_gsm8k", "a", "b", 0.1)
+    assert resolve_alpha(ctx, explicit, "learned")[0] == 0.1
+    assert resolve_alpha(SimpleNamespace(artifact=None, table1=None), unset, "learned")[0] == 0.0

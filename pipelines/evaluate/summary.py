@@ -72,7 +72,8 @@ def summarise(metrics: dict[str, Any]) -> dict[str, Any]:
                 )
     return {
         "matched_accuracy": "cloud-only accuracy - evaluate.accuracy_tolerance; routers + fusion "
-        "at the pair's alpha, the least cloud share reaching it",
+        "at their alpha (the pair's when configured, else the learned router's artifact alpha, "
+        "else Table I's), the least cloud share reaching it",
         "pairs": pairs,
         "rows": rows,
     }

@@ -52,6 +52,30 @@ def sides_dict(table: PairTable) -> dict[str, Any]:
     return {k: v.to_dict() for k, v in table.sides.items()}
 
 
+def artifact_alpha(ctx: EvalContext) -> float | None:
+    """The learned router's alpha (1/s) as its artifact stores it; None without one."""
+    router = ctx.artifact.router if ctx.artifact is not None else None
+    alpha = getattr(router, "alpha", None)
+    return float(alpha) if isinstance(alpha, int | float) and np.isfinite(alpha) else None
+
+
+def resolve_alpha(ctx: EvalContext, spec: Any, label: str) -> tuple[float, str]:
+    """(alpha, where it comes from) for one router on one pair. Precedence: the pair's alpha in
+    the config, when set; else, for the learned router, its artifact's alpha; else seed 001's
+    Table I alpha of the pair's workload; else 0."""
+    from pipelines.evaluate.scoring import LEARNED
+    from pipelines.evaluate.sides import workload_of
+
+    if spec.alpha is not None:
+        return float(spec.alpha), "config (the pair's alpha)"
+    if label == LEARNED and (a := artifact_alpha(ctx)) is not None:
+        return a, "router artifact (chosen on its validation split)"
+    wl = ctx.table1.workloads.get(workload_of(spec.source)) if ctx.table1 else None
+    if wl is not None and wl.alpha is not None:
+        return float(wl.alpha), "seed 001 Table I"
+    return 0.0, "none (no fusion)"
+
+
 def all_experiments(cfg: Any) -> list[Experiment]:
     """The experiments of one run, in report order."""
     from pipelines.evaluate.experiments.fusion import FusionExperiment

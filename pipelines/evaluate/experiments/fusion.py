@@ -1,8 +1,10 @@
 """Single-turn fusion (seed 001, Figs. 3-5): accuracy against mean latency and cloud share.
 
 Per model pair, each router's score is fused with the latency gap (eq. 11, through the sweep of
-:mod:`localroute.core.sweep`) at alpha = 0 and at the pair's alpha, swept over every reachable
-threshold; at each accuracy target, the least cloud share and the least mean latency reaching it,
+:mod:`localroute.core.sweep`) at alpha = 0 and at its alpha (the pair's alpha when the config sets
+one, else the learned router's artifact alpha, else seed 001's Table I alpha of the workload),
+swept over every reachable threshold, plus a sweep over the alpha grid (`alpha_sweep`); at
+each accuracy target, the least cloud share and the least mean latency reaching it,
 and at matched accuracy (cloud-only accuracy - accuracy_tolerance) the least cloud share.
 """
 
@@ -13,7 +15,7 @@ from typing import Any
 
 from pipelines.evaluate.config import PairSpec
 from pipelines.evaluate.context import EvalContext
-from pipelines.evaluate.experiments import side_only, sides_dict, targets
+from pipelines.evaluate.experiments import resolve_alpha, side_only, sides_dict, targets
 from pipelines.evaluate.pairs import PairTable, PairTables
 
 
@@ -43,16 +45,20 @@ def pair_result(table: PairTable, ctx: EvalContext) -> dict[str, Any]:
     base = side_only(table)
     goals = targets(ev.targets, base["local_only"]["quality"], base["cloud_only"]["quality"])
     matched = base["cloud_only"]["quality"] - ev.accuracy_tolerance
-    alphas = sorted({0.0, spec.alpha})
+    pair_alpha, pair_alpha_from = resolve_alpha(ctx, spec, "")  # the baselines' alpha
     q = table.quantities()
     routers = {}
     for label, s in table.scores.items():
-        curves = sweep(s.p, table.gap, q, alphas)
-        fused = curves[-1]  # the pair's alpha (seed 001's Table I value)
+        alpha, alpha_from = resolve_alpha(ctx, spec, label)
+        curves = sweep(s.p, table.gap, q, sorted({0.0, pair_alpha, alpha}))
+        fused = next(c for c in curves if c.alpha == alpha)  # this router's alpha
         point = at_target(fused, "quality", matched, "cloud_share")
         routers[label] = {
             "router": s.router,
             "auc": s.auc,
+            "alpha": alpha,
+            "alpha_from": alpha_from,
+            "alpha_sweep": alpha_sweep(s.p, table, q, goals),
             "curves": {f"{c.alpha:g}": c.to_dict(ev.plot_points) for c in curves},
             "at_target": [
                 {
@@ -75,7 +81,8 @@ def pair_result(table: PairTable, ctx: EvalContext) -> dict[str, Any]:
         "source": spec.source,
         "local": spec.local,
         "cloud": spec.cloud,
-        "alpha": spec.alpha,
+        "alpha": pair_alpha,
+        "alpha_from": pair_alpha_from,
         "n_test": table.n,
         "n_contaminated_dropped": table.n_contaminated_dropped,
         "fit_note": table.fit_note,
@@ -84,3 +91,24 @@ def pair_result(table: PairTable, ctx: EvalContext) -> dict[str, Any]:
         "targets": goals,
         "routers": routers,
     }
+
+
+def alpha_sweep(p, table: PairTable, q, goals) -> list[dict[str, Any]]:
+    """At each quality target, per alpha of the grid, the least mean latency reaching it (and
+    the cloud share there): how much the fusion weight matters for this router (on test)."""
+    from localroute.core.sweep import at_target, sweep
+    from localroute.routers.alpha import ALPHA_GRID
+
+    rows = []
+    for curve in sweep(p, table.gap, q, ALPHA_GRID):
+        for t in goals:
+            point = at_target(curve, "quality", t["quality"], "latency_s")
+            rows.append(
+                {
+                    "alpha": curve.alpha,
+                    "fraction": t["fraction"],
+                    "latency_s": point["latency_s"] if point else None,
+                    "cloud_share": point["cloud_share"] if point else None,
+                }
+            )
+    return rows

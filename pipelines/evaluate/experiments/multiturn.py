@@ -13,7 +13,7 @@ import numpy as np
 
 from pipelines.evaluate.config import PairSpec
 from pipelines.evaluate.context import EvalContext
-from pipelines.evaluate.experiments import sides_dict, targets
+from pipelines.evaluate.experiments import artifact_alpha, sides_dict, targets
 from pipelines.evaluate.pairs import PairTable, PairTables
 
 MODES = {"context_aware": True, "context_agnostic": False}
@@ -129,11 +129,12 @@ class MultiTurnExperiment:
             return {"skipped": f"{spec.source} is not in the data build"}
         c = conversations(table)
         routers, base = {}, None
+        alpha = spec.alpha if spec.alpha is not None else (artifact_alpha(ctx) or 0.0)
         for label, s in table.scores.items():
-            thetas = thresholds(s.p, spec.alpha, table, c, ctx.cfg.mtbench_thresholds)
+            thetas = thresholds(s.p, alpha, table, c, ctx.cfg.mtbench_thresholds)
             entry: dict[str, Any] = {"router": s.router, "auc": s.auc}
             for mode, aware in MODES.items():
-                rows = replay_curve(table, s.p, spec.alpha, thetas, c, aware)
+                rows = replay_curve(table, s.p, alpha, thetas, c, aware)
                 entry[mode] = {k: [row[k] for row in rows] for k in rows[0]}
                 if base is None and aware:  # theta=+inf: all local; -inf: all cloud
                     base = {"local_only": rows[-1], "cloud_only": rows[0]}
@@ -163,7 +164,7 @@ class MultiTurnExperiment:
             "source": spec.source,
             "local": spec.local,
             "cloud": spec.cloud,
-            "alpha": spec.alpha,
+            "alpha": alpha,
             "alpha_provenance": "estimated (seed 001 gives no alpha for MT-Bench-101; "
             "configurable)",
             "n_turns": table.n,
