@@ -1,10 +1,14 @@
-"""Router scoring speed: one query at a time (p50/p99) and batched (queries/s), on one CPU core.
+"""Router decision speed, text in -> decision out: one request at a time (p50/p99) and batched
+(decisions/s), pinned to one CPU core, with the load average printed beside the figures.
 
-Fits `knn` and `mlp` with each embedder ("static" MiniLM token vectors, and the full MiniLM
-encoder) on RouteLLM MMLU (Mixtral vs GPT-4), then scores real test prompts never embedded
-before (the embedding cache is off while scoring), end to end: text -> embedding -> p, and
-prints each one's test AUC beside its speed.
-Run: `.venv/bin/python benchmarks/bench_router_score.py`.
+Fits each router (default: `gbt`, the default router of configs/local.yaml, on MiniLM token
+vectors; `--routers gbt,knn,mlp --embedders static,minilm` for the trade of speed against
+accuracy) on RouteLLM MMLU (Mixtral vs GPT-4), then routes real test prompts never embedded
+before (the embedding cache is off while timing), end to end as the server does: the chat
+messages -> features.request_batch -> router.score (calibrated p) -> core.policy.decide_one
+(eqs. 6-7, 11-12 at the router's alpha and threshold). Batched: one batch of `--batch` requests
+-> score -> core.policy.route. Each row prints the router's test AUC beside its speed.
+Run: `.venv/bin/python benchmarks/bench_router_score.py [--data runs/data]`.
 """
 
 from __future__ import annotations
@@ -16,15 +20,20 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one core: no tokenizer thread pool
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from localroute.config import bundled  # noqa: E402
+from localroute.core.policy import decide_one, route  # noqa: E402
+from localroute.core.profiles import load_latency_model  # noqa: E402
 from localroute.metrics import roc_auc  # noqa: E402
 from localroute.routers import embedders as embed_mod  # noqa: E402
 from localroute.routers import make_router  # noqa: E402
 from localroute.routers.config import RoutersConfig  # noqa: E402
-from pipelines.routers import load_splits, subsample  # noqa: E402
+from localroute.routers.features import request_batch  # noqa: E402
+from pipelines.routers import fit_router, load_splits, subsample  # noqa: E402
 
 PAIR = "mistralai/Mixtral-8x7B-Instruct-v0.1,gpt-4-1106-preview"
 
@@ -34,45 +43,75 @@ def main() -> None:
     ap.add_argument("--data", default="runs/data")
     ap.add_argument("--singles", type=int, default=300)
     ap.add_argument("--batch", type=int, default=2000)
-    ap.add_argument("--embedders", default="static,minilm", help="comma-separated")
+    ap.add_argument("--routers", default="gbt", help="comma-separated")
+    ap.add_argument("--embedders", default="static", help="comma-separated: static, minilm")
+    ap.add_argument("--train", type=int, default=None, help="training rows (default: all)")
     args = ap.parse_args()
-    torch.set_num_threads(1)  # one CPU core
-    splits = load_splits(args.data, "routellm_mmlu", PAIR, RoutersConfig(), seed=0)
-    train, val, test = subsample(splits.train, 3000, 0), subsample(splits.val, 500, 0), splits.test
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
+    torch.set_num_threads(1)
+    rcfg = RoutersConfig()
+    splits = load_splits(args.data, "routellm_mmlu", PAIR, rcfg, seed=0)
+    if args.train:
+        splits.train = subsample(splits.train, args.train, 0)
+    test = splits.test
     texts = list(test["text"])
-    out = {"threads": torch.get_num_threads(), "n_train": len(train["text"]), "results": []}
+    model = load_latency_model(bundled("links.yaml"), "paper-table1", "mmlu", "5g")
+    out = {
+        "threads": torch.get_num_threads(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "n_train": len(splits.train["text"]),
+        "load_average_before": os.getloadavg(),
+        "results": [],
+    }
     for embedder in args.embedders.split(","):
-        for name in ("knn", "mlp"):
+        for name in args.routers.split(","):
             os.environ.pop("LOCALROUTE_CACHE", None)
-            router = make_router(name, embedder=embedder, **({"k": 25} if name == "knn" else {}))
-            router.fit(train, val)
+            params = {"embedder": embedder} if make_router(name).trainable else {}
+            if name == "knn":
+                params["k"] = 25
+            rc = RoutersConfig(params={name: params})
+            router, _ = fit_router(name, splits, rc, 0)
             auc = roc_auc(test["label"], router.score(test))
             os.environ["LOCALROUTE_CACHE"] = "off"  # from here every text is embedded for real
             embed_mod._cache.clear()
+
+            def decision(text: str, router=router) -> str:
+                batch = request_batch([{"role": "user", "content": text}])
+                p = float(router.score(batch)[0])
+                pw = int(batch["prompt_words"][0])
+                return decide_one(p, router.threshold, router.alpha, pw, 0, None, model).side
+
             for t in texts[:20]:  # warm-up
-                router.score({"text": np.array([t])})
+                decision(t)
             lat = []
             for t in texts[20 : 20 + args.singles]:
                 t0 = time.perf_counter()
-                router.score({"text": np.array([t])})
+                decision(t)
                 lat.append(time.perf_counter() - t0)
-            batch = np.array([f"{t} [{i}]" for i, t in enumerate((texts * 3)[: args.batch])])
+            batch_texts = [f"{t} [{i}]" for i, t in enumerate((texts * 3)[: args.batch])]
             embed_mod._cache.clear()
             t0 = time.perf_counter()
-            router.score({"text": batch})
-            qps = len(batch) / (time.perf_counter() - t0)
+            rows = [request_batch([{"role": "user", "content": t}]) for t in batch_texts]
+            batch = {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
+            p = router.score(batch)
+            route(model, p, router.alpha, router.threshold, batch["prompt_words"])
+            qps = len(batch_texts) / (time.perf_counter() - t0)
             row = {
                 "router": name,
                 "embedder": embedder,
                 "test_auc": float(auc),
+                "alpha": router.alpha,
                 "single_p50_ms": 1e3 * float(np.percentile(lat, 50)),
                 "single_p99_ms": 1e3 * float(np.percentile(lat, 99)),
-                "batched_qps": qps,
+                "batched_decisions_per_s": qps,
+                "load_average": os.getloadavg(),
             }
             out["results"].append(row)
             print(
-                f"{name:4s} {embedder:7s} AUC {auc:.3f}  single p50 {row['single_p50_ms']:7.2f} "
-                f"ms  p99 {row['single_p99_ms']:7.2f} ms  batched {qps:8.0f} q/s"
+                f"{name:5s} {embedder:7s} AUC {auc:.3f}  decision p50 {row['single_p50_ms']:6.2f} "
+                f"ms  p99 {row['single_p99_ms']:6.2f} ms  batched {qps:7.0f}/s  "
+                f"(load average {' '.join(f'{x:.2f}' for x in row['load_average'])})"
             )
     print(json.dumps(out, indent=1))
 

@@ -174,8 +174,9 @@ def load_multi(
 def splits_for(data_dir: Path, data: str, pair: str | None, rcfg, seed: int, holdout=None):
     """load_splits for one source, load_multi for a list, "all", or a holdout."""
     sources = source_list(data_dir, data)
-    if len(sources) == 1 and holdout is None:
-        return load_splits(data_dir, sources[0], pair_for(data_dir, sources[0], pair), rcfg, seed)
+    if len(sources) == 1 and holdout is None:  # one source: the pair as given ("auto": default)
+        given = pair if pair and pair != "auto" else pair_for(data_dir, sources[0], None)
+        return load_splits(data_dir, sources[0], given, rcfg, seed)
     return load_multi(data_dir, sources, pair, rcfg, seed, holdout)
 
 

@@ -1,6 +1,6 @@
 """A stacked router: a logistic regression on its members' calibrated scores, fitted on val.
 
-Each member (gbt, knn and mlp on MiniLM token vectors by default; any registered trainable
+Each member (gbt, knn and mlp on MiniLM token vectors and task-prior by default; any trainable
 router, with its parameters) is fitted on the training split and calibrated on the validation
 split by training.fit; the stacker then learns, on that same validation split, how much to trust
 each member: p = sigmoid(w . logit(p_members) + b), with a mild L2 penalty (a handful of weights
@@ -21,10 +21,13 @@ from localroute.routers.errors import RouterError
 from localroute.routers.features import Batch
 from localroute.routers.protocol import Router
 
+# task-prior reads the request's task where it has one (offline data, a task header); a served
+# request without one gets its global prior, a constant the other members' weights outrank
 DEFAULT_MEMBERS = (
     {"name": "gbt", "embedder": "static"},
     {"name": "knn", "embedder": "static"},
     {"name": "mlp", "embedder": "static"},
+    {"name": "task-prior"},
 )
 
 
