@@ -260,7 +260,7 @@ class ServeConfig:
     route_prefix: str = "/"
     router: RouterSpec = field(default_factory=lambda: RouterSpec(name="random"))
     theta: float | None = None  # None: the artifact's calibrated threshold
-    alpha: float = 0.05  # seed 001, Table I (GSM8K)
+    alpha: float | None = None  # None: the artifact's alpha (chosen on val), else Table I's 0.05
     fallback: bool = True  # a failed side falls back to the other one
     access_log: bool = True
     # Serve's throughput-optimized mode behind HAProxy: ingress replicas serve HTTP themselves,
@@ -286,7 +286,7 @@ class ServeConfig:
     def check(self, where: str) -> None:
         if self.theta is not None and not 0.0 <= self.theta <= 1.0:
             raise ConfigError(f"{where}.theta must be in [0, 1], got {self.theta}")
-        if self.alpha < 0:
+        if self.alpha is not None and self.alpha < 0:
             raise ConfigError(f"{where}.alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"{where}.port must be in [0, 65535], got {self.port}")

@@ -47,6 +47,8 @@ from serve.state import SharedState
 
 __all__ = ["RouterIngress", "hash_key"]
 
+TABLE1_ALPHA = 0.05  # seed 001, Table I (GSM8K): 1/s
+
 log = logging.getLogger("ray.serve")
 
 fastapi_app = FastAPI(title="localroute", docs_url=None, redoc_url=None, openapi_url=None)
@@ -99,6 +101,10 @@ class RouterIngress:
         self.router_name = self.router.name
         self.routers = {self.router_name: self.router}
         self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
+        # alpha: the config's, else the one the artifact chose with its threshold on its
+        # validation split, else (an untrained router by name) seed 001's Table I value
+        trained = self.router.alpha if router_source.get("artifact") else TABLE1_ALPHA
+        self.alpha = float(cfg.alpha if cfg.alpha is not None else trained)
         self.prior = latency_prior
         lat = cfg.latency
         self.estimates = LiveEstimates(lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples)
@@ -197,16 +203,27 @@ class RouterIngress:
             prev = await self.shared.session(key, shared_first=bool(sid))
         model = self._latency_model()
         service_s = model.t_local(float(feats.prompt_words))  # one local request, modelled
+        # RouteLLM's `router-<name>-<theta>` means theta on the calibrated p alone; the latency
+        # term applies there only with an explicit `-alpha<a>`, and is reported beside it.
+        named_theta = route.theta is not None and route.alpha is None
+        alpha = 0.0 if named_theta else (self.alpha if route.alpha is None else route.alpha)
         decision = decide_one(
             p,
             self.theta if route.theta is None else route.theta,
-            self.cfg.alpha if route.alpha is None else route.alpha,
+            alpha,
             feats.prompt_words,
             feats.context_words,
             prev[0] if prev else None,
             model,
             local_wait_s=self.load.wait_s(service_s),
         )
+        if named_theta:
+            shift = self.alpha * (decision.t_cloud - decision.t_local)
+            decision = dataclasses.replace(
+                decision,
+                reason=f"{decision.reason}; theta from the model name applies to p alone "
+                f"(latency term alpha (T_e-T_s) = {shift:+.3f} not applied)",
+            )
         task = self._window_task
         if self.local_window is None and task is not None and not task.done():
             await asyncio.wait({task}, timeout=0.5)  # the first requests: a short wait for it
@@ -231,7 +248,7 @@ class RouterIngress:
             "replica": serve.get_replica_context().replica_id.unique_id,
             "router": self.router_name,
             "theta": self.theta,
-            "alpha": self.cfg.alpha,
+            "alpha": self.alpha,
             "models": self.model_names,
             "estimates": self.estimates.snapshot(),
             "local_queue": {"inflight": self.load.inflight, "slots": self.load.slots},

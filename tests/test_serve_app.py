@@ -224,12 +224,27 @@ def test_multi_turn_switch_by_session_header_and_by_prefix(served) -> None:
     # there), after a local turn going to the cloud re-prefills it, so T_e and p~ are higher.
     ask(c, "router-always-cloud-0.5", turn1, extra_headers={"x-session-id": "conv-a"})
     ask(c, "router-always-local-0.5", turn1, extra_headers={"x-session-id": "conv-b"}, max_tokens=2)
-    ha, _ = ask(c, "router-random-0.5", turn2, extra_headers={"x-session-id": "conv-a"})
-    hb, _ = ask(c, "router-random-0.5", turn2, extra_headers={"x-session-id": "conv-b"})
+    # (an explicit -alpha: a theta in the model name alone applies to p alone, as in RouteLLM)
+    ha, _ = ask(c, "router-random-0.5-alpha0.05", turn2, extra_headers={"x-session-id": "conv-a"})
+    hb, _ = ask(c, "router-random-0.5-alpha0.05", turn2, extra_headers={"x-session-id": "conv-b"})
     assert float(ha["x-localroute-p"]) == float(hb["x-localroute-p"])
     t_cloud_a, t_cloud_b = float(ha["x-localroute-t-cloud"]), float(hb["x-localroute-t-cloud"])
     assert t_cloud_b - t_cloud_a == pytest.approx(0.02 * ctx_words, rel=0.01)  # gamma_e * C_t
     assert float(ha["x-localroute-p-fused"]) > float(hb["x-localroute-p-fused"])
+
+
+def test_theta_in_the_model_name_applies_to_p_alone(served) -> None:
+    """RouteLLM's `router-<name>-<theta>`: theta on the calibrated p; with theta 0 every query
+    goes to the cloud, even a short one the latency term would pull local. The latency term it
+    did not apply is reported beside it."""
+    c = client(served["url"])
+    for text in ("hi", "Say hi."):
+        h, _ = ask(c, "router-random-0.0", user(text), max_tokens=2)
+        assert h["x-localroute-chosen"] == "cloud" and float(h["x-localroute-alpha"]) == 0.0
+        assert float(h["x-localroute-p-fused"]) == pytest.approx(float(h["x-localroute-p"]))
+        assert "not applied" in h["x-localroute-reason"]
+    h, _ = ask(c, "localroute", user("hi"), max_tokens=2)  # the configured alpha still fuses
+    assert float(h["x-localroute-alpha"]) > 0 and "not applied" not in h["x-localroute-reason"]
 
 
 def _error(exc: openai.APIStatusError) -> dict:
