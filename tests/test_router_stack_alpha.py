@@ -137,3 +137,18 @@ def test_evaluate_fuses_the_learned_router_at_its_artifact_alpha():
     explicit = PairSpec("p", "routellm_gsm8k", "a", "b", 0.1)
     assert resolve_alpha(ctx, explicit, "learned")[0] == 0.1
     assert resolve_alpha(SimpleNamespace(artifact=None, table1=None), unset, "learned")[0] == 0.0
+
+
+def test_gbt_task_feature_round_trips_and_serves_without_a_task(split, tmp_path):
+    train, val, test = split
+    router = make_router(
+        "gbt", embedder="static", max_iter=20, min_samples_leaf=10, task_feature=True
+    )
+    router.fit(train, val)
+    p = router.score(test)
+    router.save(tmp_path / "t")
+    again = load_router(tmp_path / "t")
+    np.testing.assert_array_equal(again.score(test), p)
+    served = {k: v for k, v in test.items() if k != "task"}  # a served request names no task
+    assert np.all(np.isfinite(again.score(served)))
+    assert again.task_table.keys() == {"math", "chat"}

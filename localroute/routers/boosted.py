@@ -1,7 +1,8 @@
 """A gradient-boosted router: scikit-learn's HistGradientBoostingClassifier on the prompt's
 embedding (the fast `static` MiniLM token vectors by default, or the full encoder) and cheap
 features (features.cheap_features: prompt length, digits, code markers, question form, history
-length, turn).
+length, turn), plus, with `task_feature: true`, the training split's mean label of the row's
+task (the global mean for a request without one; a seeded share of training rows sees that too).
 
 Trees on a fixed feature vector score a row independently of its batch-mates, in float64, so a
 query's p never depends on its batch position; the raw score is calibrated by training.fit.
@@ -16,7 +17,7 @@ import numpy as np
 
 from localroute.routers.embedding_routers import _Embedded, _labels
 from localroute.routers.errors import RouterError
-from localroute.routers.features import Batch, cheap_features
+from localroute.routers.features import Batch, cheap_features, clean_text
 
 
 class GbtRouter(_Embedded):
@@ -27,18 +28,42 @@ class GbtRouter(_Embedded):
     default_embedder = "static"
     extra_embedders = ("none",)  # cheap features only
 
-    def features(self, batch: Batch) -> np.ndarray:
+    def features(self, batch: Batch, drop_task: np.ndarray | None = None) -> np.ndarray:
         parts = [cheap_features(batch)]
         if self.params.get("embedder", self.default_embedder) != "none":
             parts.insert(0, self.embed(batch))
+        if self.params.get("task_feature", False):
+            parts.append(self._task_column(batch, drop_task))
         return np.concatenate(parts, axis=1)
+
+    def _task_column(self, batch: Batch, drop: np.ndarray | None) -> np.ndarray:
+        """task_feature: the training split's mean label of the row's task (a target encoding);
+        the global mean where the batch has no task or one never seen, as for a served request.
+        In training a seeded share of rows (task_dropout) gets the global mean too, so the trees
+        learn what to do without the task."""
+        n = len(batch["text"])
+        col = np.full(n, self.task_global)
+        if "task" in batch:
+            col = np.array(
+                [self.task_table.get(clean_text(t), self.task_global) for t in batch["task"]]
+            )
+        if drop is not None:
+            col = np.where(drop, self.task_global, col)
+        return col[:, None]
 
     def learn(self, train: Batch, val: Batch | None) -> dict[str, float]:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from threadpoolctl import threadpool_limits
 
         y = _labels(train).astype(np.int64)
-        x = self.features(train)
+        drop = None
+        if self.params.get("task_feature", False):
+            self.task_global = float(y.mean())
+            tasks = np.array([clean_text(t) for t in train.get("task", [""] * len(y))], object)
+            self.task_table = {str(t): float(y[tasks == t].mean()) for t in np.unique(tasks)}
+            rng = np.random.default_rng(self.seed + 17)
+            drop = rng.random(len(y)) < float(self.params.get("task_dropout", 0.3))
+        x = self.features(train, drop)
         # one OpenMP thread: on a busy 2-core machine OpenMP's spinning threads make the fit
         # ~20x slower (measured: 153 s vs 8 s for 8k rows); the router serves on one core anyway
         with threadpool_limits(1, user_api="openmp"):
@@ -74,10 +99,12 @@ class GbtRouter(_Embedded):
         return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(raw, np.float64)))
 
     def _save_state(self, path: Path) -> None:
-        (path / "gbt.pkl").write_bytes(pickle.dumps(self.model, protocol=5))
+        tasks = (getattr(self, "task_global", None), getattr(self, "task_table", None))
+        (path / "gbt.pkl").write_bytes(pickle.dumps((self.model, tasks), protocol=5))
 
     def _load_state(self, path: Path) -> None:
         try:
-            self.model = pickle.loads((path / "gbt.pkl").read_bytes())
+            state = pickle.loads((path / "gbt.pkl").read_bytes())
+            self.model, (self.task_global, self.task_table) = state
         except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
             raise ValueError(f"gbt.pkl: {exc}") from exc
