@@ -9,6 +9,7 @@ Secrets never live here: `auth.api_keys_env` and `cloud.api_key_env` name enviro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -261,6 +262,14 @@ class ServeConfig:
     router: RouterSpec = field(default_factory=lambda: RouterSpec(name="random"))
     theta: float | None = None  # None: the artifact's calibrated threshold
     alpha: float | None = None  # None: the artifact's alpha (chosen on val), else Table I's 0.05
+    # Hold this share of traffic on the cloud: theta follows the (1 - share) quantile of the
+    # last `target_window` fused scores, within `theta_bounds`, once `target_min_samples` are
+    # in (serve/threshold_tracker.py; per ingress replica). None: theta as configured above.
+    # A theta in the model name (`router-<name>-<theta>`) still overrides it.
+    target_cloud_share: float | None = None
+    theta_bounds: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    target_window: int = 200
+    target_min_samples: int = 20
     fallback: bool = True  # a failed side falls back to the other one
     access_log: bool = True
     # Serve's throughput-optimized mode behind HAProxy: ingress replicas serve HTTP themselves,
@@ -286,6 +295,17 @@ class ServeConfig:
     def check(self, where: str) -> None:
         if self.theta is not None and not 0.0 <= self.theta <= 1.0:
             raise ConfigError(f"{where}.theta must be in [0, 1], got {self.theta}")
+        if self.target_cloud_share is not None and not 0.0 <= self.target_cloud_share <= 1.0:
+            raise ConfigError(
+                f"{where}.target_cloud_share must be in [0, 1], got {self.target_cloud_share}"
+            )
+        bounds = self.theta_bounds
+        if len(bounds) != 2 or not -math.inf < bounds[0] <= bounds[1] < math.inf:
+            raise ConfigError(f"{where}.theta_bounds must be [lo, hi] with lo <= hi, got {bounds}")
+        if self.target_window < 1 or not 1 <= self.target_min_samples <= self.target_window:
+            raise ConfigError(
+                f"{where}: target_window must be >= 1 and target_min_samples in [1, target_window]"
+            )
         if self.alpha is not None and self.alpha < 0:
             raise ConfigError(f"{where}.alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.port <= 65535:

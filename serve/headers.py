@@ -20,9 +20,16 @@ def ascii_header(text: str) -> str:
 
 
 def decision_headers(
-    d: Decision, served: str, router: str, failures: list[tuple[str, dict]]
+    d: Decision,
+    served: str,
+    router: str,
+    failures: list[tuple[str, dict]],
+    theta: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """The decision's terms: p, p~, theta, alpha, T_s (with the local wait), T_e, the switch."""
+    """The decision's terms: p, p~, theta, alpha, T_s (with the local wait), T_e, the switch.
+
+    `theta`: where theta came from (`x-localroute-theta-source`: tracker, config, artifact,
+    default or model) and the target-share tracker's state (serve/threshold_tracker.py)."""
     reason = d.reason
     h = {
         "x-localroute-decision": served,
@@ -36,6 +43,7 @@ def decision_headers(
         "x-localroute-local-wait": header_float(d.local_wait_s),
         "x-localroute-router": router,
         "x-localroute-switch": "true" if (d.prev_side and d.prev_side != served) else "false",
+        **(theta or {}),
     }
     if failures:
         side, err = failures[0]

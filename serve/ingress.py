@@ -1,13 +1,12 @@
 """The router ingress: an OpenAI-compatible FastAPI deployment that decides local or cloud.
 
-Per request: authenticate and bound the body (serve/guard.py), validate (serve/protocol.py),
-resolve the model name (404), score the conversation with the trained router (p), and let the
-policy fuse it with the live latency model, the conversation's switch cost and the local
-queue's expected wait (p~, seed 001 eqs. 1-12). A conversation that cannot fit the local
-model's context window goes to the cloud without a local attempt. The chosen side is called
-(serve/relay.py: the local deployment through its handle, the cloud API from this process),
-with fallback to the other side; the decision is reported in `x-localroute-*` headers
-(serve/headers.py) and in metrics and sessions shared by every ingress replica (serve/state.py).
+Per request: authenticate, bound and validate (serve/guard.py, serve/protocol.py), resolve the
+model name, score with the router (p), fuse it with the live latency model, the switch cost and
+the local queue's wait (p~, seed 001 eqs. 1-12) against theta (config, artifact, model name, or
+a target cloud share's tracker: serve/threshold_tracker.py). A conversation too long for the
+local window goes to the cloud directly. The chosen side is called (serve/relay.py), falling back
+to the other; the decision is in `x-localroute-*` headers (serve/headers.py), metrics and
+sessions shared by every ingress replica (serve/state.py).
 """
 
 import asyncio
@@ -22,7 +21,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from localroute.core.policy import Decision, decide_one
+from localroute.core.policy import decide_one
 from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
 from serve.decision import (
@@ -44,6 +43,7 @@ from serve.headers import decision_headers
 from serve.protocol import APIError, completion, error_body, new_id, parse_chat_request
 from serve.relay import Dispatcher, relay
 from serve.state import SharedState
+from serve.threshold_tracker import ThetaControl
 
 __all__ = ["RouterIngress", "hash_key"]
 
@@ -105,6 +105,7 @@ class RouterIngress:
         # validation split, else (an untrained router by name) seed 001's Table I value
         trained = self.router.alpha if router_source.get("artifact") else TABLE1_ALPHA
         self.alpha = float(cfg.alpha if cfg.alpha is not None else trained)
+        self.thetas = ThetaControl.from_config(cfg, self.theta, self.router_name, router_source)
         self.prior = latency_prior
         lat = cfg.latency
         self.estimates = LiveEstimates(lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples)
@@ -191,8 +192,8 @@ class RouterIngress:
             except Exception:
                 await asyncio.sleep(1.0)
 
-    async def _decide(self, request: Request, req, route, router) -> tuple[Decision, Any, bool]:
-        """The policy's decision, the request's features, and whether it fits the local window."""
+    async def _decide(self, request: Request, req, route, router) -> tuple:
+        """(Decision, features, fits the local window?, theta's source and tracker headers)"""
         feats = features(req.messages)
         task = request.headers.get("x-localroute-task") or self.cfg.router.default_task
         p = await self._score(router, router_batch(feats, task))
@@ -207,9 +208,10 @@ class RouterIngress:
         # term applies there only with an explicit `-alpha<a>`, and is reported beside it.
         named_theta = route.theta is not None and route.alpha is None
         alpha = 0.0 if named_theta else (self.alpha if route.alpha is None else route.alpha)
+        theta, src = self.thetas.theta(route)
         decision = decide_one(
             p,
-            self.theta if route.theta is None else route.theta,
+            theta,
             alpha,
             feats.prompt_words,
             feats.context_words,
@@ -236,7 +238,7 @@ class RouterIngress:
                 reason=f"~{need} tokens exceed the local context window of {self.local_window}: "
                 f"cloud, no local attempt (fusion: {decision.reason})",
             )
-        return decision, feats, fits
+        return decision, feats, fits, self.thetas.observe(route, decision, src, self.metrics)
 
     # ------------------------------------------------------------------ routes
 
@@ -310,7 +312,7 @@ class RouterIngress:
                 max_tokens_limit=self.cfg.limits.max_tokens,
             )
             route = resolve_model(req.model, self.router_name)
-            decision, feats, fits = await self._decide(
+            decision, feats, fits, theta_info = await self._decide(
                 request, req, route, self._router(route.router)
             )
         except APIError as exc:
@@ -324,6 +326,7 @@ class RouterIngress:
             "router": route.router,
             "sid": request.headers.get(self.cfg.sessions.header),
             "feats": feats,
+            "theta": theta_info,
             "t0": t0,
         }
         # A conversation too long for the local window is never sent there, not even to fall back.
@@ -345,7 +348,7 @@ class RouterIngress:
             self.metrics.fallback(failures[0][0], served, failures[0][1].get("kind", "error"))
         self.metrics.decision(ctx["decision"].side, served, ctx["router"])
         self.metrics.request("chat", 200)
-        return decision_headers(ctx["decision"], served, ctx["router"], failures)
+        return decision_headers(ctx["decision"], served, ctx["router"], failures, ctx["theta"])
 
     async def _chat_unary(self, ctx: dict[str, Any], order: list[str]) -> Response:
         served, out, failures = await self.dispatch.unary(order, ctx["req"].payload())

@@ -6,18 +6,22 @@ the application's `RouterState` deployment (serve/state.py), where the same even
 into one registry for all replicas, so `GET /metrics` is monotonic whichever replica answers;
 and through `ray.util.metrics`, which Ray exports on every node's metrics endpoint (scrape that
 in a cluster; the Grafana dashboard in cluster/grafana/ reads either).
+
+Gauges (the target-share tracker's theta, window fill and observed cloud share, serve/
+threshold_tracker.py) are set, not summed: they carry a `replica` label, one series per replica.
 """
 
 from __future__ import annotations
 
 import contextlib
 
+GAUGES = ("tracker_theta", "tracker_fill", "tracker_cloud_share", "tracker_target")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
     def __init__(self, export_ray: bool = True, share: bool = False) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
         self.registry = CollectorRegistry()
         r = self.registry
@@ -59,7 +63,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        gauge_help = {
+            "tracker_theta": "Theta the target-share tracker sets (the base theta until ready)",
+            "tracker_fill": "Scores in the target-share tracker's window",
+            "tracker_cloud_share": "Cloud share of the decisions in the tracker's window",
+            "tracker_target": "The configured target cloud share",
+        }
+        gauges = {
+            g: Gauge(f"localroute_{g}", gauge_help[g], ["replica"], registry=r) for g in GAUGES
+        }
         self._local = {
+            **gauges,
             "requests": self.requests,
             "decisions": self.decisions,
             "fallbacks": self.fallbacks,
@@ -106,12 +120,16 @@ class Metrics:
                     tag_keys=("served_by",),
                 ),
             }
+            for g in GAUGES:
+                self._ray[g] = rm.Gauge(f"localroute_{g}", gauge_help[g], tag_keys=("replica",))
 
     def record(self, name: str, tags: dict[str, str], value: float | None = None) -> None:
-        """One event: a counter increment (value None) or a histogram observation."""
+        """One event: a counter increment (value None), a histogram observation, a gauge's value."""
         m = self._local[name]
         m = m.labels(**tags) if tags else m
-        if value is None:
+        if name in GAUGES:
+            m.set(value)
+        elif value is None:
             m.inc()
         else:
             m.observe(value)
@@ -137,7 +155,9 @@ class Metrics:
             return
         with contextlib.suppress(Exception):
             m = self._ray[name]
-            if value is None:
+            if name in GAUGES:
+                m.set(value, tags=tags)
+            elif value is None:
                 m.inc(1, tags=tags)
             else:
                 m.observe(value, tags=tags or None)
@@ -159,6 +179,18 @@ class Metrics:
 
     def observe_ttft(self, served_by: str, seconds: float) -> None:
         self.record("ttft", {"served_by": served_by}, seconds)
+
+    def tracker_state(
+        self, replica: str, theta: float, fill: int, cloud_share: float, target: float
+    ) -> None:
+        tags = {"replica": replica}
+        for name, value in (
+            ("tracker_theta", theta),
+            ("tracker_fill", fill),
+            ("tracker_cloud_share", cloud_share),
+            ("tracker_target", target),
+        ):
+            self.record(name, tags, float(value))
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
