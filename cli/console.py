@@ -83,14 +83,16 @@ class Console:
             bar_format="      {desc} {elapsed}",
             desc="running",
             leave=False,
-            mininterval=0.5 if self.term.isatty() else 30.0,
-            disable=self.verbose,
+            mininterval=0.5,
+            # a live timer only where a person watches; a log or a pipe gets the lines alone
+            disable=self.verbose or not self.term.isatty(),
         )
         stop = threading.Event()
 
         def tick() -> None:
             while not stop.wait(1.0):
-                bar.refresh()
+                if not bar.disable:
+                    bar.refresh()
 
         ticker = threading.Thread(target=tick, daemon=True)
         ticker.start()
