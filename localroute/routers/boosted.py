@@ -105,6 +105,8 @@ class GbtRouter(_Embedded):
     def _load_state(self, path: Path) -> None:
         try:
             state = pickle.loads((path / "gbt.pkl").read_bytes())
+            if not isinstance(state, tuple):  # written before task_feature: the model alone
+                state = (state, (None, None))
             self.model, (self.task_global, self.task_table) = state
         except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as exc:
             raise ValueError(f"gbt.pkl: {exc}") from exc

@@ -17,6 +17,7 @@ cleaned first (`clean_text`): a lone surrogate, bytes, None or NaN become a vali
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -196,6 +197,7 @@ def n_rows(batch: Batch) -> int:
 
 # --------------------------------------------------------------------------- cheap features
 
+_DIGIT = re.compile(r"\d")
 _CODE_MARKERS = ("```", "def ", "class ", "import ", "return ", "{", "};", "=>", "#include", "()")
 _QUESTION_WORDS = ("what", "why", "how", "which", "who", "when", "where", "is ", "are ", "can ")
 CHEAP_FEATURES = (
@@ -229,7 +231,7 @@ def cheap_features(batch: Batch) -> np.ndarray:
     for i, text in enumerate(texts(batch)):
         low = text.lower()
         stripped = low.strip()
-        digits = sum(ch.isdigit() for ch in text)
+        digits = len(_DIGIT.findall(text))
         rows.append(
             (
                 math.log1p(len(text)),
