@@ -35,8 +35,7 @@ def artifact_block(artifact: dict[str, Any] | None) -> str:
         f"<code>{e(artifact['path'])}</code> (fingerprint <code>{e(artifact.get('fingerprint'))}"
         f"</code>), trained on <code>{e(on.get('source'))}</code> ({e(on.get('local'))} vs "
         f"{e(on.get('cloud'))}). It is the router that is served: every pair below is scored "
-        "with this one artifact, including pairs and sources it was not trained on. "
-        f"{e(artifact.get('scope', ''))}.</p>"
+        "with this one artifact, including pairs and sources it was not trained on.</p>"
     )
 
 
@@ -75,9 +74,9 @@ def summary_section(metrics: dict[str, Any]) -> str:
     return (
         "<h2 id='summary'>At a glance</h2>"
         + artifact_block(metrics.get("artifact"))
+        + headline_plot(metrics, s["pairs"])
+        + f"<table>{head}{''.join(body)}</table>"
         + f"<p class=note>Matched accuracy: {e(s.get('matched_accuracy', ''))}. {pairs}. "
         "Latency, energy and cost are means per query, modelled from the figures (with their "
         "provenance) listed under each experiment.</p>"
-        + f"<table>{head}{''.join(body)}</table>"
-        + headline_plot(metrics, s["pairs"])
     )
