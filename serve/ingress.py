@@ -40,7 +40,7 @@ from serve.decision import (
 )
 from serve.guard import check_key, hash_key, read_body
 from serve.headers import decision_headers
-from serve.protocol import APIError, completion, error_body, new_id, parse_chat_request
+from serve.protocol import APIError, completion, error_body, model_list, new_id, parse_chat_request
 from serve.relay import Dispatcher, relay
 from serve.state import SharedState
 from serve.threshold_tracker import ThetaControl
@@ -98,7 +98,7 @@ class RouterIngress:
             self.router = load_router(router_source["artifact"])
         else:
             self.router = make_router(router_source["name"], **router_source.get("params", {}))
-        self.router_name = self.router.name
+        self.router_name, self.router_source = self.router.name, router_source.get("artifact")
         self.routers = {self.router_name: self.router}
         self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
         # alpha: the config's, else the one the artifact chose with its threshold on its
@@ -289,11 +289,9 @@ class RouterIngress:
         except APIError as exc:
             return self._error("models", exc)
         self.metrics.request("models", 200)
-        now = int(time.time())
         ids = [DEFAULT_MODEL, f"router-{self.router_name}-{self.theta:g}"]
         ids += [f"router-{n}-{self.theta:g}" for n in UNTRAINED if n != self.router_name]
-        data = [{"id": i, "object": "model", "created": now, "owned_by": "localroute"} for i in ids]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse(model_list(ids, self.router, router_source=self.router_source))
 
     def _error(self, route: str, exc: APIError) -> Response:
         self.metrics.request(route, exc.status)

@@ -228,3 +228,21 @@ def sse(obj: dict[str, Any]) -> bytes:
 
 
 SSE_DONE = b"data: [DONE]\n\n"
+
+
+def model_list(ids: list[str], router: Any, router_source: str | None = None) -> dict[str, Any]:
+    """`GET /v1/models`: every model name the router answers to, each naming the router artifact
+    behind it (path and fingerprint: the artifact the evaluation reported on)."""
+    now = int(time.time())
+    served = {
+        "router": router.name,
+        "artifact": str(router_source) if router_source else None,
+        "fingerprint": getattr(router, "fingerprint", None),
+    }
+    return {
+        "object": "list",
+        "data": [
+            {"id": i, "object": "model", "created": now, "owned_by": "localroute", **served}
+            for i in ids
+        ],
+    }

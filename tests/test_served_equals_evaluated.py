@@ -90,6 +90,12 @@ def test_served_decisions_equal_the_evaluation(ray_cluster, small_build, gbt_art
             environ={"LR_TEST_CLOUD_KEY": "cloud-key"},
         )
         client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0)
+        # the server names the artifact it serves: the one the evaluation reported on
+        from localroute.routers import load_router
+
+        listed = client.models.list().data[0].model_extra
+        assert listed["fingerprint"] == load_router(gbt_artifact).fingerprint
+        assert listed["artifact"] == str(gbt_artifact) and listed["router"] == "gbt"
         for i, text in enumerate(table.batch["text"]):
             raw = client.chat.completions.with_raw_response.create(
                 model="localroute",
