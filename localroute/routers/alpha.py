@@ -123,9 +123,11 @@ def choose_alpha(router, val: Batch, cfg: AlphaConfig) -> dict[str, Any]:
     ql = np.asarray(val["q_local"], np.float64)
     qc = np.asarray(val["q_cloud"], np.float64)
     choice = alpha_sweep(p, ql, qc, t_local, t_cloud, cfg.quality_target, cfg.grid)
+    p_threshold = router.threshold  # the calibration's, on p alone (alpha 0)
     router.alpha = choice.alpha
     theta = choice.theta if np.isfinite(choice.theta) else -1.0  # -1: every query to the cloud
     router.threshold = float(theta)
+    sources = sorted({str(s) for s in val.get("source", [router.info.get("source") or ""])})
     info = {
         "alpha": choice.alpha,
         "theta": router.threshold,
@@ -133,7 +135,14 @@ def choose_alpha(router, val: Batch, cfg: AlphaConfig) -> dict[str, Any]:
         "rule": "least mean modelled latency reaching the quality target",
         "quality_target_fraction": cfg.quality_target,
         "quality_target": choice.target,
-        "latency_model": {"preset": cfg.preset, "link": cfg.link},
+        # theta is on p - alpha (T_e - T_s) under this latency model: a server computing the
+        # gap with another model (workload, link) moves every query's p~, so theta with it
+        "latency_model": {
+            "preset": cfg.preset,
+            "link": cfg.link,
+            "workloads": sorted({workload_of(s) for s in sources}),
+        },
+        "p_threshold": p_threshold,
         "sweep": choice.sweep,
     }
     router.info["alpha"] = info
