@@ -117,12 +117,23 @@ def pair_for(data_dir: Path, source: str, pair: str | None) -> str:
 
 
 def concat(batches: list[dict]) -> dict:
-    keys = [k for k in (*SHARED, "source") if all(k in b for b in batches)]
+    keys = [k for k in (*SHARED, "source", "weight") if all(k in b for b in batches)]
     return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in keys}
 
 
 def tagged(batch: dict, source: str) -> dict:
     return {**batch, "source": np.full(len(batch["text"]), source, dtype=object)}
+
+
+def balanced(batch: dict) -> dict:
+    """A `weight` column giving each label half of the source's weight (mean weight 1): with
+    several sources, whose pairs need the cloud at very different rates (0.15 to 0.8), a router
+    would otherwise learn which source a prompt looks like instead of how hard it is."""
+    y = np.asarray(batch["label"], np.float64)
+    rate = float(y.mean()) if y.size else 0.5
+    one = rate in (0.0, 1.0)
+    w = np.ones(y.size) if one else np.where(y > 0, 0.5 / rate, 0.5 / (1.0 - rate))
+    return {**batch, "weight": w}
 
 
 def load_multi(
@@ -162,7 +173,7 @@ def load_multi(
         keep = np.array([str(t) not in seen for t in b["text"]], bool)
         return {k: v[keep] for k, v in b.items()}
 
-    train = concat([unseen(tagged(p.train, s)) for s, p in parts.items()])
+    train = concat([balanced(unseen(tagged(p.train, s))) for s, p in parts.items()])
     val = concat([unseen(tagged(p.val, s)) for s, p in parts.items()])
     name = holdout or ",".join(sources)
     out = Splits(name, "local", "cloud", ["local", "cloud"], train, val, concat(test_parts))

@@ -103,6 +103,9 @@ def test_holdout_source_trains_on_the_others(shipped, tmp_path):
     s = splits_for(shipped, "routellm_gsm8k,llmrouter", "auto", rcfg, 0, "routellm_gsm8k")
     assert s.train_sources == ["llmrouter"] and set(s.test["source"]) == {"routellm_gsm8k"}
     assert not {str(t) for t in s.train["text"]} & {str(t) for t in s.test["text"]}
+    # each training source's labels weigh half and half: the source itself predicts nothing
+    w, y = s.train["weight"], s.train["label"]
+    assert np.average(y, weights=w) == pytest.approx(0.5) and w.mean() == pytest.approx(1.0)
     cfg = SimpleNamespace(routers=rcfg, seed=0)
     result = evaluate_routers(
         cfg,

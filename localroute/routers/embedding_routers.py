@@ -192,9 +192,13 @@ class MlpRouter(_TorchHead):
         x = torch.as_tensor(self.embed(train).astype(np.float32))
         x_val = _val_x(self, val)
         y_val = np.asarray(val["label"]) if x_val is not None else None
-        pos = float(y.mean())
-        weight = torch.tensor((1 - pos) / max(pos, 1e-3))  # balance the classes
-        bce = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+        if "weight" in train:  # per-row weights (several sources): they balance the classes
+            rows = torch.as_tensor(np.asarray(train["weight"], np.float32))
+            bce = torch.nn.BCEWithLogitsLoss(weight=rows)
+        else:
+            pos = float(y.mean())
+            weight = torch.tensor((1 - pos) / max(pos, 1e-3))  # balance the classes
+            bce = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
         return self._fit_module(x, y, x_val, y_val, lambda xb, yb: bce(self._logits(xb), yb))
 
     def raw_score(self, batch: Batch) -> np.ndarray:
