@@ -53,7 +53,7 @@ class StackRouter(Router):
         from sklearn.linear_model import LogisticRegression
 
         from localroute.metrics import roc_auc
-        from localroute.routers.registry import make_router
+        from localroute.routers.members import make_member
         from localroute.routers.training import fit
 
         if val is None or len(set(np.asarray(val["label"]).tolist())) < 2:
@@ -61,7 +61,7 @@ class StackRouter(Router):
         self.members = []
         out: dict[str, float] = {}
         for m in self.spec_members:
-            member = make_router(
+            member = make_member(
                 m["name"], seed=self.seed, **{k: v for k, v in m.items() if k != "name"}
             )
             member.info.update(
@@ -98,13 +98,13 @@ class StackRouter(Router):
         (path / "stack.json").write_text(json.dumps(state, indent=1))
 
     def _load_state(self, path: Path) -> None:
-        from localroute.routers.registry import load_router
+        from localroute.routers.members import load_artifact
 
         state = json.loads((path / "stack.json").read_text())
         self.w, self.b = np.asarray(state["w"], np.float64), float(state["b"])
         self.members = []
         for d in state["members"]:
-            member = load_router(path / d["dir"])
+            member = load_artifact(path / d["dir"])
             if member.fingerprint != d["fingerprint"]:
                 raise ValueError(f"member {d['dir']} is not the one the stack was fitted with")
             self.members.append(member)
