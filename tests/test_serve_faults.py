@@ -294,7 +294,9 @@ def test_the_local_queue_adds_its_expected_wait_to_t_local(apps) -> None:
     base = apps["url"] + "/busy"
     _wait_ok(base + "/readyz")
     url = base + "/v1/chat/completions"
-    idle = httpx2.post(url, json=_body("router-random-0.5", "probe"), headers=AUTH, timeout=30)
+    idle = httpx2.post(
+        url, json=_body("router-random-0.5-alpha0.05", "probe"), headers=AUTH, timeout=30
+    )
     assert float(idle.headers["x-localroute-local-wait"]) == 0.0
 
     async def busy():
@@ -304,7 +306,7 @@ def test_the_local_queue_adds_its_expected_wait_to_t_local(apps) -> None:
                 for i in range(3)
             ]
             await asyncio.sleep(0.3)  # the three are in flight (each takes 1 s locally)
-            probe = await http.post(url, json=_body("router-random-0.5", "probe"))
+            probe = await http.post(url, json=_body("router-random-0.5-alpha0.05", "probe"))
             return probe, await asyncio.gather(*slow)
 
     probe, slow = asyncio.run(busy())

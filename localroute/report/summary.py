@@ -34,7 +34,7 @@ def artifact_block(artifact: dict[str, Any] | None) -> str:
         f"<p><b>Learned router</b>: <code>{e(artifact['router'])}</code> from the artifact "
         f"<code>{e(artifact['path'])}</code> (fingerprint <code>{e(artifact.get('fingerprint'))}"
         f"</code>), trained on <code>{e(on.get('source'))}</code> ({e(on.get('local'))} vs "
-        f"{e(on.get('cloud'))}). It is the router that is served: every pair below is scored "
+        f"{e(on.get('cloud'))}). It is the router that is served: every pair is scored "
         "with this one artifact, including pairs and sources it was not trained on.</p>"
     )
 
