@@ -1,0 +1,190 @@
+"""A source's (or several sources') train/val/test examples for one (local, cloud) pair.
+
+Splits: the source's train split fits, its val split (else a seeded tenth of train) calibrates
+and early-stops, its test split (contaminated prompts dropped) is what every figure reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from localroute.data.splits import hashed_split
+from localroute.errors import DataError
+from localroute.routers.config import RoutersConfig
+from localroute.routers.examples import pair_examples, score_matrix, split_of, to_batch
+
+
+@dataclass
+class Splits:
+    source: str
+    local: str
+    cloud: str
+    models: list[str]
+    train: dict
+    val: dict
+    test: dict
+
+
+def parse_pair(pair: str) -> tuple[str, str]:
+    parts = [p.strip() for p in pair.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise DataError(f"--pair must be LOCAL,CLOUD (two model names), got {pair!r}")
+    return parts[0], parts[1]
+
+
+def load_splits(
+    data_dir: Path, source: str, pair: str, rcfg: RoutersConfig, seed: int, need_train=True
+) -> Splits:
+    local, cloud = parse_pair(pair)
+    examples = pair_examples(data_dir, source, local, cloud, rcfg.rule, rcfg.bar)
+    models, matrix = score_matrix(data_dir, source, examples)
+    examples = examples.append_column("all_scores", pa.array(list(matrix), pa.list_(pa.float32())))
+
+    def batch(table: pa.Table) -> dict:
+        out = to_batch(table.drop_columns(["all_scores"]))
+        out["all_scores"] = np.array(table["all_scores"].to_pylist(), np.float32).reshape(
+            table.num_rows, len(models)
+        )
+        return out
+
+    train, val = split_of(examples, "train"), split_of(examples, "val")
+    if val.num_rows == 0:  # a source with only train/test: a seeded tenth of train calibrates
+        fold = np.array(
+            [
+                hashed_split(t, seed + 1, (("val", 0.1), ("train", 0.9)))
+                for t in train["text"].to_pylist()
+            ]
+        )
+        val, train = train.filter(pa.array(fold == "val")), train.filter(pa.array(fold == "train"))
+    test = split_of(examples, "test", drop_contaminated=True)
+    if train.num_rows == 0 and need_train:
+        raise DataError(f"source {source!r} has no training examples for the pair {local}, {cloud}")
+    if test.num_rows == 0:
+        raise DataError(f"source {source!r} has no test examples for the pair {local}, {cloud}")
+    return Splits(source, local, cloud, models, batch(train), batch(val), batch(test))
+
+
+MIXTRAL, GPT4 = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+# The pair each source with outcomes is routed for when several sources train one router.
+DEFAULT_PAIRS = {
+    "routellm_mmlu": f"{MIXTRAL},{GPT4}",
+    "routellm_gsm8k": f"{MIXTRAL},{GPT4}",
+    "routellm_mtbench": f"{MIXTRAL},{GPT4}",
+    # GPT-4's outcomes here are RouteLLM's, on test questions only: test (holdout) sources
+    "routerdc_mmlu": f"meta-llama/Meta-Llama-3-8B,{GPT4}",
+    "routerdc_gsm8k": f"meta-llama/Meta-Llama-3-8B,{GPT4}",
+    "llmrouter": "llama-3.1-8b-instruct,llama-3.1-nemotron-51b-instruct",
+}
+SHARED = (  # the columns every source's batch has, concatenated across sources
+    "query_id", "turn", "task", "split", "contaminated", "text", "context", "prompt_words",
+    "context_words", "q_local", "q_cloud", "label",
+)  # fmt: skip
+
+
+def source_list(data_dir: Path, data: str) -> list[str]:
+    """`--data`: one source, a comma-separated list, or "all" (every source of DEFAULT_PAIRS
+    with outcome rows in the build)."""
+    if data == "all":
+        have = {p.stem for p in (Path(data_dir) / "outcomes").glob("*.parquet")}
+        return [s for s in DEFAULT_PAIRS if s in have]
+    return [s.strip() for s in data.split(",") if s.strip()]
+
+
+def pair_for(data_dir: Path, source: str, pair: str | None) -> str:
+    """`pair` where the source has outcomes of both its models, else the source's default."""
+    if pair and pair != "auto":
+        from localroute.data.build import read_table
+
+        models = set(read_table(data_dir, "outcomes", [source])["model"].unique().to_pylist())
+        if set(parse_pair(pair)) <= models or source not in DEFAULT_PAIRS:
+            return pair
+    if source not in DEFAULT_PAIRS:
+        raise DataError(f"source {source!r}: no default pair; give --pair LOCAL,CLOUD")
+    return DEFAULT_PAIRS[source]
+
+
+def concat(batches: list[dict]) -> dict:
+    keys = [k for k in (*SHARED, "source", "weight") if all(k in b for b in batches)]
+    return {k: np.concatenate([np.asarray(b[k]) for b in batches]) for k in keys}
+
+
+def tagged(batch: dict, source: str) -> dict:
+    return {**batch, "source": np.full(len(batch["text"]), source, dtype=object)}
+
+
+def balanced(batch: dict) -> dict:
+    """A `weight` column giving each label half of the source's weight (mean weight 1): with
+    several sources, whose pairs need the cloud at very different rates (0.15 to 0.8), a router
+    would otherwise learn which source a prompt looks like instead of how hard it is."""
+    y = np.asarray(batch["label"], np.float64)
+    rate = float(y.mean()) if y.size else 0.5
+    one = rate in (0.0, 1.0)
+    w = np.ones(y.size) if one else np.where(y > 0, 0.5 / rate, 0.5 / (1.0 - rate))
+    return {**batch, "weight": w}
+
+
+def load_multi(
+    data_dir: Path,
+    sources: list[str],
+    pair: str | None,
+    rcfg: RoutersConfig,
+    seed: int,
+    holdout: str | None = None,
+) -> Splits:
+    """One router's splits over several sources, each for its own pair (a `source` column says
+    whose row it is). With `holdout`: train and val from the other sources, test = the holdout
+    source's test split, and no training row whose prompt is in that test split."""
+    if holdout is not None:
+        sources = [s for s in sources if s != holdout]
+    if not sources:
+        raise DataError("no training sources left (the holdout was the only one)")
+    parts = {}
+    for s in sources:
+        part = load_splits(data_dir, s, pair_for(data_dir, s, pair), rcfg, seed, need_train=False)
+        if len(part.train["text"]):  # a test-only source (routerdc_*) trains nothing
+            parts[s] = part
+    if not parts:
+        raise DataError(f"no training examples in any of {', '.join(sources)}")
+    sources = list(parts)
+    test_parts = [tagged(p.test, s) for s, p in parts.items()]
+    pairs = {s: f"{p.local},{p.cloud}" for s, p in parts.items()}
+    if holdout is not None:
+        h = load_splits(
+            data_dir, holdout, pair_for(data_dir, holdout, pair), rcfg, seed, need_train=False
+        )
+        test_parts = [tagged(h.test, holdout)]
+        pairs[holdout] = f"{h.local},{h.cloud}"
+    seen = {str(t) for t in test_parts[0]["text"]} if holdout is not None else set()
+
+    def unseen(b: dict) -> dict:
+        keep = np.array([str(t) not in seen for t in b["text"]], bool)
+        return {k: v[keep] for k, v in b.items()}
+
+    train = concat([balanced(unseen(tagged(p.train, s))) for s, p in parts.items()])
+    val = concat([unseen(tagged(p.val, s)) for s, p in parts.items()])
+    name = holdout or ",".join(sources)
+    out = Splits(name, "local", "cloud", ["local", "cloud"], train, val, concat(test_parts))
+    out.pairs = pairs  # type: ignore[attr-defined]
+    out.train_sources = sources  # type: ignore[attr-defined]
+    return out
+
+
+def splits_for(data_dir: Path, data: str, pair: str | None, rcfg, seed: int, holdout=None):
+    """load_splits for one source, load_multi for a list, "all", or a holdout."""
+    sources = source_list(data_dir, data)
+    if len(sources) == 1 and holdout is None:  # one source: the pair as given ("auto": default)
+        given = pair if pair and pair != "auto" else pair_for(data_dir, sources[0], None)
+        return load_splits(data_dir, sources[0], given, rcfg, seed)
+    return load_multi(data_dir, sources, pair, rcfg, seed, holdout)
+
+
+def subsample(batch: dict, n: int | None, seed: int) -> dict:
+    size = len(batch["text"])
+    if n is None or n >= size:
+        return batch
+    idx = np.sort(np.random.default_rng(seed).permutation(size)[:n])
+    return {k: v[idx] for k, v in batch.items()}

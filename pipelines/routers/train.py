@@ -1,0 +1,139 @@
+"""`localroute train`: fit one router, calibrate it on val, score test, write its artifact.
+
+Fitting is the library's (localroute.routers.training.fit, with the `routers.train` config
+passed explicitly): light routers learn in process, bert and decoder through Ray Train; every
+learned router's p is calibrated on the val split, then alpha and the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from localroute.metrics import roc_auc, router_report
+from localroute.routers import Router, make_router
+from localroute.routers.alpha import AlphaConfig, choose_alpha, quality_target, side_times
+from localroute.routers.calibration import brier, ece
+from localroute.routers.config import RoutersConfig
+from localroute.routers.training import fit
+from pipelines.routers.splits import Splits, splits_for, subsample
+
+
+def fit_router(
+    name: str,
+    splits: Splits,
+    rcfg: RoutersConfig,
+    seed: int,
+    train_size: int | None = None,
+    storage: Path | None = None,
+) -> tuple[Router, dict]:
+    """Fit, calibrate on val and describe one router; returns it with its fit metrics."""
+    from dataclasses import replace
+
+    router = make_router(name, seed=seed, **rcfg.params.get(name, {}))
+    router.info.update(
+        source=splits.source,
+        local=splits.local,
+        cloud=splits.cloud,
+        models=splits.models,
+        rule=rcfg.rule,
+        bar=rcfg.bar,
+    )
+    if getattr(splits, "pairs", None):  # several sources, each for its pair
+        router.info.update(pairs=splits.pairs, train_sources=splits.train_sources)
+    tcfg = replace(rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path)
+    # train.max_train_examples caps what Ray Train fine-tunes on; light routers see all of it
+    cap = rcfg.train.max_train_examples if hasattr(router, "build") else None
+    train = subsample(splits.train, train_size or cap, seed)
+    fit_metrics = fit(router, train, splits.val, config=tcfg, calibration=rcfg.calibration)
+    if rcfg.alpha is not None and len(splits.val["text"]) and "q_local" in splits.val:
+        choose_alpha(router, splits.val, rcfg.alpha)  # alpha and theta, on val
+    return router, fit_metrics
+
+
+TARGETS = (0.5, 0.8)  # quality targets: fractions of the way from local-only to cloud-only
+
+
+def score_test_split(router: Router, test: dict, acfg: AlphaConfig | None = None) -> dict:
+    """AUC, APGR, CPT, Brier, ECE on test; the decision at the artifact's (alpha, threshold)
+    through localroute.core.policy; and with fusion at the router's alpha, the least cloud share
+    reaching each quality target (TARGETS) on test."""
+    from localroute.core.policy import decide, fused_score
+    from localroute.core.sides import CLOUD
+    from localroute.core.sweep import at_target, sweep
+
+    acfg = acfg or AlphaConfig()
+    p = router.score(test)
+    report = router_report(p, test["q_local"], test["q_cloud"])
+    t_local, t_cloud = side_times(test, router.info.get("source"), acfg)
+    cloud = decide(fused_score(p, router.alpha, t_local, t_cloud), router.threshold) == CLOUD
+    ql, qc = np.asarray(test["q_local"], float), np.asarray(test["q_cloud"], float)
+    report.update(
+        n_test=report.pop("n"),
+        brier=brier(p, test["label"]),
+        ece=ece(p, test["label"]),
+        threshold=router.threshold,
+        alpha=router.alpha,
+        cloud_share=float(cloud.mean()),
+        quality=float(np.where(cloud, qc, ql).mean()),
+    )
+    q = {"quality": (ql, qc), "latency_s": (t_local, t_cloud)}
+    (curve,) = sweep(p, t_cloud - t_local, q, [router.alpha])
+    for f in TARGETS:
+        point = at_target(curve, "quality", quality_target(ql, qc, f), "cloud_share")
+        report[f"cloud{int(f * 100)}_fusion"] = point["cloud_share"] if point else None
+        report[f"latency{int(f * 100)}_fusion"] = point["latency_s"] if point else None
+    return {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in report.items()
+    }
+
+
+def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path) -> dict:
+    """`localroute train`: fit one router and write its artifact directory."""
+    rcfg = cfg.routers
+    splits = splits_for(data_dir, source, pair, rcfg, cfg.seed)
+    pairs = getattr(splits, "pairs", None)
+    what = (
+        f"{len(pairs)} sources, each for its pair"
+        if pairs
+        else f"{splits.local} (local) vs {splits.cloud}"
+    )
+    print(
+        f"   {splits.source}: {len(splits.train['text'])} train / {len(splits.val['text'])} val "
+        f"/ {len(splits.test['text'])} test examples for {what}"
+    )
+    router, fit_metrics = fit_router(name, splits, rcfg, cfg.seed, storage=out / "ray_train")
+    metrics = {
+        "fit": fit_metrics,
+        "calibration": router.info.get("calibration"),
+        "alpha": router.info.get("alpha"),
+        "test": score_test_split(router, splits.test, rcfg.alpha),
+        # (mean, std) of a uniform random router's test AUC over 20 seeds: the band to clear
+        "random_band": random_band(splits.test),
+    }
+    router.save(out, metrics)
+    metrics["artifact_id"] = router.artifact_id  # known once saved: metrics.json says it too
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    t = metrics["test"]
+    print(
+        f"   test: AUC {rounded(t['auc'])}, APGR {rounded(t['apgr'])}; at the artifact's alpha "
+        f"{router.alpha:g}/s and threshold {t['threshold']:.3f} (chosen on val): cloud share "
+        f"{t['cloud_share']:.2f}, quality {t['quality']:.3f}"
+    )
+    band = metrics["random_band"]
+    print(f"   random on the same test split: AUC {band[0]:.3f} +/- {band[1]:.3f} (20 seeds)")
+    print(f"   calibrated p on test: Brier {rounded(t['brier'])}, ECE {rounded(t['ece'])}")
+    print(f"   artifact: {out} ({router.artifact_id})")
+    return metrics
+
+
+def random_band(test: dict, seeds: int = 20) -> tuple[float, float]:
+    """(mean, std) of the test AUC of the uniform random router over `seeds` seeds."""
+    aucs = [roc_auc(test["label"], make_router("random", seed=s).score(test)) for s in range(seeds)]
+    return float(np.mean(aucs)), float(np.std(aucs))
+
+
+def rounded(x):
+    return None if x is None else round(x, 3)
