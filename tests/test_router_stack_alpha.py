@@ -123,6 +123,14 @@ def test_holdout_source_trains_on_the_others(shipped, tmp_path):
     assert len(result["random_20_seeds"]["auc"]) == 2
     summary = (tmp_path / "summary.md").read_text()
     assert "Leave one source out" in summary and "random, 20 seeds" in summary
+    # the reliability diagram: per bin of calibrated p, the observed rate, shares summing to 1
+    bins = result["reliability"]["gbt"]
+    assert bins and sum(b["share"] for b in bins) == pytest.approx(1.0)
+    assert all(0 <= b["p"] <= 1 and 0 <= b["observed"] <= 1 for b in bins)
+    assert sum(b["share"] * abs(b["p"] - b["observed"]) for b in bins) == pytest.approx(
+        result["routers"]["gbt"]["ece"]
+    )
+    assert (tmp_path / "reliability.png").stat().st_size > 5_000
 
 
 def test_evaluate_fuses_the_learned_router_at_its_artifact_alpha():

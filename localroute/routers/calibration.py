@@ -112,18 +112,25 @@ def brier(p: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2)) if p.size else float("nan")
 
 
+def reliability(p: np.ndarray, labels: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """The reliability diagram's points: per non-empty equal-width bin of p, the share of rows,
+    the mean predicted p and the observed frequency of label 1."""
+    p, y = np.asarray(p, np.float64), np.asarray(labels, np.float64)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    return [
+        {"share": float(m.mean()), "p": float(p[m].mean()), "observed": float(y[m].mean())}
+        for m in (which == b for b in range(bins))
+        if m.any()
+    ]
+
+
 def ece(p: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
     """Expected calibration error: sum over equal-width bins of share x |mean p - mean label|."""
-    p, y = np.asarray(p, np.float64), np.asarray(labels, np.float64)
-    if p.size == 0:
+    if np.asarray(p).size == 0:
         return float("nan")
-    which = np.minimum((p * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            total += m.mean() * abs(p[m].mean() - y[m].mean())
-    return float(total)
+    return float(
+        sum(b["share"] * abs(b["p"] - b["observed"]) for b in reliability(p, labels, bins))
+    )
 
 
 def calibration_report(raw: np.ndarray, p: np.ndarray, labels: np.ndarray) -> dict[str, float]:

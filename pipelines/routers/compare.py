@@ -11,6 +11,7 @@ import numpy as np
 
 from localroute.metrics import quality_vs_cloud_share, roc_auc
 from localroute.routers import make_router
+from localroute.routers.calibration import reliability
 from localroute.routers.config import RoutersConfig
 from pipelines.routers.splits import Splits, splits_for
 from pipelines.routers.train import fit_router, random_band, rounded, score_test_split
@@ -35,7 +36,7 @@ def evaluate_routers(
     splits = splits_for(data_dir, source, pair, rcfg, cfg.seed, holdout_source)
     out.mkdir(parents=True, exist_ok=True)
     wanted = list(dict.fromkeys([*names, "random", "oracle", "task-prior"]))
-    metrics, curves = {}, {}
+    metrics, curves, reliab = {}, {}, {}
     for name in wanted:
         router, fit_metrics = fit_router(name, splits, rcfg, cfg.seed, storage=out / "ray_train")
         metrics[name] = {
@@ -43,9 +44,12 @@ def evaluate_routers(
             "fit": fit_metrics,
             "fit_seconds": router.info["fit_seconds"],
         }
+        p_test = router.score(splits.test)
         curve = quality_vs_cloud_share(
-            router.score(splits.test), splits.test["q_local"], splits.test["q_cloud"], n_points=51
+            p_test, splits.test["q_local"], splits.test["q_cloud"], n_points=51
         )
+        if name not in ("random", "oracle"):
+            reliab[name] = reliability(p_test, splits.test["label"])
         curves[name] = {"cloud_share": curve.cloud_share.tolist(), "quality": curve.value.tolist()}
         auc = metrics[name]["auc"]
         print(
@@ -73,8 +77,10 @@ def evaluate_routers(
     if train_sizes:
         result["learning_curve"] = learning_curve(splits, names, rcfg, cfg.seed, train_sizes, out)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    result["reliability"] = reliab
     (out / "report.json").write_text(json.dumps({**result, "curves": curves}, indent=2) + "\n")
     plot_curves(curves, result, out / "quality_vs_cloud_share.png")
+    plot_reliability(reliab, result, out / "reliability.png")
     (out / "summary.md").write_text(summary_text(result))
     if train_sizes:
         plot_learning_curve(result["learning_curve"], result, out / "learning_curve.png")
@@ -144,6 +150,31 @@ def plot_curves(curves: dict, result: dict, path: Path) -> None:
     ax.set_ylabel("mean quality on the test split")
     ax.set_title(f"{result['source']}: {result['local']} vs {result['cloud']}", fontsize=9)
     ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reliability(reliab: dict, result: dict, path: Path) -> None:
+    """Reliability diagram on test: mean calibrated p against the observed rate of "needs the
+    cloud" per bin of p (the diagonal is perfect calibration), marker area ~ share of rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfectly calibrated")
+    for name, pts in reliab.items():
+        xs, ys = [b["p"] for b in pts], [b["observed"] for b in pts]
+        ece_ = sum(b["share"] * abs(b["p"] - b["observed"]) for b in pts)
+        line = ax.plot(xs, ys, "-", label=f"{name} (ECE {ece_:.3f})")[0]
+        ax.scatter(xs, ys, s=[400 * b["share"] + 8 for b in pts], color=line.get_color())
+    ax.set_xlabel("mean calibrated p = P(needs the cloud), per bin")
+    ax.set_ylabel("observed fraction needing the cloud")
+    ax.set_title(f"reliability on test: {result['source']}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
