@@ -339,3 +339,54 @@ def test_each_pair_is_read_and_built_once(
     assert out["fusion_mmlu"]["pairs"][spec.name]["n_test"] == 300
     assert {r["source"] for r in out["savings"]["rows"]} >= {"routellm_mmlu", "llmrouter"}
     assert "learned" not in out["fusion_multiturn"]["routers"]
+
+
+def test_measured_model_gets_its_own_pair_against_published_gpt4(
+    small_build: Path, artifact: Path, tmp_path: Path
+) -> None:
+    """`--measured` rows of a model run here on RouteLLM queries: a pair whose local side is
+    entirely that model (its scores, its measured per-token times) against gpt-4-1106's
+    published outcomes on the same queries, and the report says what its quality is (issue 12)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from localroute.data.build import read_table
+
+    q = read_table(small_build, "queries", ["routellm_mmlu"])
+    test = q.filter(pc.equal(q["split"], "test"))
+    test_ids = test["query_id"].to_pylist()
+    rows = [
+        {
+            "query_id": qid,
+            "source": "routellm_mmlu",
+            "turn": 1,
+            "model": "SmolLM2-135M-Instruct",
+            "hardware": "cpu: test box",
+            "tokens_in": 60,
+            "tokens_out": 4,
+            "ttft_s": 0.3,
+            "tpot_s": 0.05,
+            "latency_s": 0.5,
+            "latency_provenance": "measured",
+            "energy_provenance": "estimated",
+            "score": float(i % 4 == 0),  # a chance-level answerer
+            "provenance": "measured",
+            "run_id": "t",
+        }
+        for i, qid in enumerate(test_ids[:40])
+    ]
+    prof = tmp_path / "profile"
+    prof.mkdir()
+    pq.write_table(to_table(rows, OUTCOME_SCHEMA, "t"), prof / "rows.parquet")
+    from pipelines.evaluate import run_evaluate
+
+    cfg = load_config(_config(tmp_path, artifact))
+    m = run_evaluate(cfg, small_build, tmp_path / "o", prof, log=lambda *_: None)
+    pair = m["fusion_mmlu"]["pairs"]["smollm2-135m-instruct-measured-vs-gpt4"]
+    assert pair["local"] == "SmolLM2-135M-Instruct" and pair["cloud"] == "gpt-4-1106-preview"
+    assert pair["baselines"]["local_only"]["quality"] <= 0.35  # its own (chance-level) scores
+    figures = pair["sides"]["local"]["figures"]
+    assert figures["decode_s_per_token"]["provenance"] == "measured"
+    assert pair["sides"]["cloud"]["figures"]["decode_s_per_token"]["provenance"] != "measured"
+    assert any("SmolLM2-135M-Instruct was measured on this machine" in n for n in m["notes"])
+    assert "chance on four choices" in (tmp_path / "o" / "report.html").read_text()

@@ -98,3 +98,18 @@ def load_measured(path: str | Path) -> MeasuredProfile | None:
         params_b=size,
         path=str(root),
     )
+
+
+def measured_outcomes(profile: MeasuredProfile) -> pa.Table:
+    """The scored outcome rows of the measured model (source, query_id, turn, model, score), to
+    pair with published outcomes of a cloud model on the same queries."""
+    import pyarrow.parquet as pq
+
+    root = Path(profile.path)
+    files = [root] if root.is_file() else sorted(root.rglob("*.parquet"))
+    cols = ["source", "query_id", "turn", "model", "score", "provenance"]
+    t = pa.concat_tables(
+        [pq.read_table(f, columns=cols) for f in files], promote_options="permissive"
+    )
+    keep = pc.and_(pc.equal(t["model"], profile.model), pc.equal(t["provenance"], "measured"))
+    return t.filter(pc.and_(keep, pc.is_valid(t["score"]))).drop_columns(["provenance"])

@@ -38,9 +38,16 @@ def pair_examples(
     cloud: str,
     rule: str = "ge",
     bar: float | None = None,
+    extra: pa.Table | None = None,
 ) -> pa.Table:
-    """Join a source's queries with the two models' outcomes into labelled examples."""
+    """Join a source's queries with the two models' outcomes into labelled examples; ``extra``:
+    more outcome rows (query_id, turn, model, score), e.g. a model measured here."""
     outcomes = read_table(data_dir, "outcomes", [source])
+    if extra is not None:
+        cols = ["query_id", "turn", "model", "score"]
+        outcomes = pa.concat_tables(
+            [outcomes.select(cols), extra.select(cols).cast(outcomes.select(cols).schema)]
+        )
     models = set(outcomes["model"].unique().to_pylist())
     missing = [m for m in (local, cloud) if m not in models]
     if missing:

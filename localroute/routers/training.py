@@ -249,7 +249,8 @@ def _loop(config: dict[str, Any]) -> None:
                 time.sleep(3)
                 os._exit(1)
             logits = model(**inputs(batch))
-            target = torch.as_tensor(batch["label"], dtype=torch.float32, device=device)
+            # a copy: Ray Data hands read-only arrays, which torch.as_tensor would warn about
+            target = torch.tensor(np.array(batch["label"]), dtype=torch.float32, device=device)
             loss = loss_fn(logits, target)
             opt.zero_grad()
             loss.backward()

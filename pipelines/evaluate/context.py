@@ -11,6 +11,8 @@ from localroute.errors import ConfigError
 from pipelines.evaluate.config import EvaluateConfig
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from localroute.core.latency import LatencyPreset
     from localroute.core.measured import MeasuredProfile
     from localroute.core.mlenergy import MlEnergy
@@ -77,6 +79,7 @@ class EvalContext:
     table1: LatencyPreset | None
     mlenergy: MlEnergy | None
     measured: MeasuredProfile | None
+    measured_rows: pa.Table | None  # the measured model's scored outcome rows
     prices: Prices
     catalogue: dict[str, dict[str, Any]]
     artifact: RouterArtifact | None
@@ -130,7 +133,7 @@ def make_context(
     artifact: RouterArtifact | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
 ) -> EvalContext:
-    from localroute.core.measured import load_measured
+    from localroute.core.measured import load_measured, measured_outcomes
     from localroute.core.prices import load_prices
     from localroute.core.profiles import (
         get_link,
@@ -165,6 +168,7 @@ def make_context(
         table1=table1,
         mlenergy=_mlenergy(ev),
         measured=measured,
+        measured_rows=measured_outcomes(measured) if measured is not None else None,
         prices=load_prices(ev.prices_file),
         catalogue=_catalogue(data_dir, sorted(available)),
         artifact=artifact,

@@ -229,7 +229,10 @@ class PairTables:
 
         key = (source, local, cloud)
         if key not in self._examples:
-            self._examples[key] = pair_examples(self.ctx.data_dir, source, local, cloud)
+            measured = self.ctx.measured
+            extra = self.ctx.measured_rows if measured and local == measured.model else None
+            data = self.ctx.data_dir
+            self._examples[key] = pair_examples(data, source, local, cloud, extra=extra)
         return self._examples[key]
 
     def answers(self, source: str) -> _AnswerWords | None:

@@ -118,7 +118,7 @@ def run_evaluate(
     )
     metrics = _header(ctx)
     tables = PairTables(ctx)
-    for experiment in all_experiments(ev):
+    for experiment in all_experiments(ev, ctx):
         metrics[experiment.key] = experiment.run(tables, ctx)
     metrics["summary"] = summarise(metrics)
     metrics["routers"] = {

@@ -76,15 +76,42 @@ def resolve_alpha(ctx: EvalContext, spec: Any, label: str) -> tuple[float, str]:
     return 0.0, "none (no fusion)"
 
 
-def all_experiments(cfg: Any) -> list[Experiment]:
+def measured_pairs(ctx: Any, workload: str) -> list[Any]:
+    """With measured rows (`--measured`): a pair whose local side is entirely the model measured
+    here against the published gpt-4-1106 outcomes of the same queries, per RouteLLM source the
+    rows cover (its latency and energy measured, the cloud's calibrated)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from pipelines.evaluate.config import GPT4, PairSpec
+
+    if ctx.measured is None or ctx.measured_rows is None:
+        return []
+    sources = set(ctx.measured_rows["source"].to_pylist())
+    source = f"routellm_{workload}"
+    if source not in sources:
+        return []
+    model = ctx.measured.model
+    rows = ctx.measured_rows.filter(pc.equal(ctx.measured_rows["source"], source))
+    mean = float(np.mean(rows["score"].to_numpy(zero_copy_only=False)))
+    chance = " (chance on four choices: 0.25)" if workload == "mmlu" else ""
+    ctx.note(
+        f"{source}: {model} was measured on this machine ({rows.num_rows} queries); its answers "
+        f"score {mean:.2f}{chance}. Its latency is measured, its quality is that of a weak edge "
+        "model: this pair shows the pipeline on real measurements, not a useful local model"
+    )
+    return [PairSpec(f"{model.lower()}-measured-vs-gpt4", source, model, GPT4)]
+
+
+def all_experiments(cfg: Any, ctx: Any = None) -> list[Experiment]:
     """The experiments of one run, in report order."""
     from pipelines.evaluate.experiments.fusion import FusionExperiment
     from pipelines.evaluate.experiments.multiturn import MultiTurnExperiment
     from pipelines.evaluate.experiments.savings import SavingsExperiment
 
     return [
-        FusionExperiment("fusion_mmlu", "MMLU", cfg.mmlu),
-        FusionExperiment("fusion_gsm8k", "GSM8K", cfg.gsm8k),
+        FusionExperiment("fusion_mmlu", "MMLU", [*cfg.mmlu, *measured_pairs(ctx, "mmlu")]),
+        FusionExperiment("fusion_gsm8k", "GSM8K", [*cfg.gsm8k, *measured_pairs(ctx, "gsm8k")]),
         MultiTurnExperiment(cfg.mtbench),
         SavingsExperiment([*cfg.mmlu, *cfg.gsm8k, *cfg.savings_pairs]),
     ]
