@@ -155,7 +155,7 @@ class TransformersEngine:
         return enc.to(self.device), max_new, cut
 
     def _timed(self, ids: list[int], tokens_in: int, t0: float, times: list[float]) -> Generation:
-        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text = whole_characters(self.tokenizer.decode(ids, skip_special_tokens=True))
         if not times:
             return Generation(text=text, tokens_in=tokens_in, tokens_out=0)
         first, last = times[0], times[-1]
@@ -187,9 +187,24 @@ class TransformersEngine:
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         try:
-            yield from streamer
+            # hold one chunk back: the last may end in half a character (max_tokens cut a
+            # multi-byte character's tokens), which is dropped rather than sent broken
+            held = ""
+            for chunk in streamer:
+                if chunk:
+                    if held:
+                        yield held
+                    held = chunk
+            if whole_characters(held):
+                yield whole_characters(held)
         finally:
             thread.join()
 
     def close(self) -> None:
         self.lm = None
+
+
+def whole_characters(text: str) -> str:
+    """``text`` without the replacement characters a byte-level BPE decode leaves at its end
+    when generation stopped inside a multi-byte character."""
+    return text.rstrip("\ufffd")
