@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -122,3 +123,37 @@ def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
     rc = main(["evaluate", "--config", str(cfg), "--data", str(small_build), "--out", str(out)])
     assert rc == 0
     return out
+
+
+# --------------------------------------------------------------------------- stand-in serving
+
+
+@contextlib.contextmanager
+def stand_in_app(name: str, key: str, local_app, **over):
+    """The router app on loopback (route /name) in front of an echo cloud and a scripted local
+    stand-in (`local_app`, a bound serve.echo_local.EchoLocal), with the `random` router unless
+    `over` says otherwise; yields its base URL and shuts everything down after."""
+    from ray import serve
+
+    from serve.app import start, stop
+    from serve.config import AuthConfig, CloudModelConfig, RouterSpec, ServeConfig
+    from serve.echo import EchoServer, free_port
+
+    echo = EchoServer().start()
+    cfg = ServeConfig(
+        app_name=name,
+        route_prefix=f"/{name}",
+        **{"router": RouterSpec(name="random"), **over},
+        auth=AuthConfig(api_keys=[key], api_keys_env="LR_TEST_UNSET_KEYS"),
+        cloud=CloudModelConfig(
+            base_url=echo.base_url, model="echo-large", api_key_env="LR_TEST_UNSET_CLOUD_KEY"
+        ),
+        access_log=False,
+    )
+    try:
+        url = start(cfg, port=free_port(), local=local_app)
+        yield f"{url}/{name}"
+    finally:
+        stop()
+        echo.stop()
+        assert not serve.status().applications

@@ -15,6 +15,7 @@ import time
 
 import openai
 import pytest
+from conftest import stand_in_app
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -25,50 +26,27 @@ BURST, LOCAL_DELAY_S, SLOTS = 40, 2.0, 2
 
 @pytest.fixture(scope="module")
 def served(ray_cluster):
-    from ray import serve
-
-    from serve.app import start, stop
-    from serve.config import (
-        AuthConfig,
-        CloudModelConfig,
-        DeploymentScaling,
-        LocalModelConfig,
-        RouterSpec,
-        ServeConfig,
-    )
-    from serve.echo import EchoServer, free_port
+    from serve.config import DeploymentScaling, LocalModelConfig
     from serve.echo_local import EchoLocal
 
-    echo = EchoServer().start()
-    cfg = ServeConfig(
-        app_name="burst",
-        route_prefix="/burst",
-        router=RouterSpec(name="random"),
+    # The stand-in answers SLOTS requests at once; Serve queues the rest in front of it.
+    local = EchoLocal.options(
+        max_ongoing_requests=SLOTS, max_queued_requests=256, ray_actor_options={"num_cpus": 0.05}
+    ).bind(delay_s=LOCAL_DELAY_S)
+    with stand_in_app(
+        "burst",
+        KEY,
+        local,
         theta=1.0,
         alpha=1.0,
-        auth=AuthConfig(api_keys=[KEY], api_keys_env="LR_TEST_UNSET_KEYS"),
         local=LocalModelConfig(
             concurrency=SLOTS,
             timeout_s=60.0,
             deployment=DeploymentScaling(max_ongoing_requests=SLOTS, **ONE),
         ),
-        cloud=CloudModelConfig(
-            base_url=echo.base_url, model="echo-large", api_key_env="LR_TEST_UNSET_CLOUD_KEY"
-        ),
         ingress=DeploymentScaling(max_ongoing_requests=128, max_queued_requests=256, **ONE),
-        access_log=False,
-    )
-    # The stand-in answers SLOTS requests at once; Serve queues the rest in front of it.
-    local = EchoLocal.options(
-        max_ongoing_requests=SLOTS, max_queued_requests=256, ray_actor_options={"num_cpus": 0.05}
-    ).bind(delay_s=LOCAL_DELAY_S)
-    try:
-        url = start(cfg, port=free_port(), local=local)
-        yield url + "/burst"
-    finally:
-        stop()
-        echo.stop()
-        assert not serve.status().applications
+    ) as url:
+        yield url
 
 
 def _poll(fn, what: str, timeout_s: float):

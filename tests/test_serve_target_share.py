@@ -15,6 +15,7 @@ import time
 import numpy as np
 import openai
 import pytest
+from conftest import stand_in_app
 
 from serve.threshold_tracker import QuantileTracker, ThetaControl
 
@@ -162,49 +163,26 @@ def _workload(n: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def served(ray_cluster):
-    from ray import serve
-
-    from serve.app import start, stop
-    from serve.config import (
-        AuthConfig,
-        CloudModelConfig,
-        DeploymentScaling,
-        LocalModelConfig,
-        RouterSpec,
-        ServeConfig,
-    )
-    from serve.echo import EchoServer, free_port
+    from serve.config import DeploymentScaling, LocalModelConfig
     from serve.echo_local import EchoLocal
 
-    echo = EchoServer().start()
-    cfg = ServeConfig(
-        app_name="share",
-        route_prefix="/share",
-        router=RouterSpec(name="random"),
+    local = EchoLocal.options(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.05})
+    with stand_in_app(
+        "share",
+        KEY,
+        local.bind(),
         theta=CONFIG_THETA,
         alpha=0.0,  # p~ = p: the workload's scores as they are
         target_cloud_share=TARGET,
         theta_bounds=[0.05, 0.95],
         target_window=WINDOW,
         target_min_samples=MIN_FILL,
-        auth=AuthConfig(api_keys=[KEY], api_keys_env="LR_TEST_UNSET_KEYS"),
         local=LocalModelConfig(
             concurrency=8, deployment=DeploymentScaling(max_ongoing_requests=32, **ONE)
         ),
-        cloud=CloudModelConfig(
-            base_url=echo.base_url, model="echo-large", api_key_env="LR_TEST_UNSET_CLOUD_KEY"
-        ),
         ingress=DeploymentScaling(max_ongoing_requests=64, **ONE),
-        access_log=False,
-    )
-    local = EchoLocal.options(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.05})
-    try:
-        url = start(cfg, port=free_port(), local=local.bind())
-        yield url + "/share"
-    finally:
-        stop()
-        echo.stop()
-        assert not serve.status().applications
+    ) as url:
+        yield url
 
 
 def _wait_ready(url: str, timeout_s: float = 120.0) -> None:
