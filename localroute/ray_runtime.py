@@ -103,7 +103,7 @@ def init_ray(cfg: RayConfig, **kwargs) -> bool:
     if ray.is_initialized():
         return False
     if not local:
-        ray.init(address=cfg.address, log_to_driver=True, **kwargs)
+        ray.init(address=cfg.address, **{"log_to_driver": True, **kwargs})
         return True
     _enable_local_auth()
     from localroute.placement import local_node_labels
