@@ -85,7 +85,7 @@ def measured_pairs(ctx: Any, workload: str) -> list[Any]:
 
     from pipelines.evaluate.config import GPT4, PairSpec
 
-    if ctx.measured is None or ctx.measured_rows is None:
+    if ctx is None or ctx.measured is None or ctx.measured_rows is None:
         return []
     sources = set(ctx.measured_rows["source"].to_pylist())
     source = f"routellm_{workload}"
