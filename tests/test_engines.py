@@ -72,9 +72,41 @@ def test_prompt_past_the_context_is_truncated_not_an_error(hf):
     assert long.error is None and long.tokens_out >= 1 and long.latency_s > 0
     assert long.extra["truncated_from"] > limit >= long.tokens_in + long.tokens_out
     # A window smaller than max_tokens still leaves half of it to the prompt.
-    enc, max_new, cut = hf._encode([_req("word " * limit)], max_tokens=limit)
+    ids, cut = hf._tokenize([_req("word " * limit)], max_tokens=limit)
+    enc, max_new = hf._pad(ids, max_tokens=limit)
     assert enc["input_ids"].shape[1] == limit // 2 and max_new == limit - limit // 2
     assert cut[0] > limit
+
+
+def test_pack_sizes_batches_by_tokens():
+    from localroute.engines.batching import pack
+
+    lengths = [50, 10, 300, 12, 48, 11]
+    batches = pack(lengths, max_rows=2, max_tokens=120)
+    assert sorted(i for b in batches for i in b) == list(range(6))  # each once
+    assert batches == [[1, 5], [3, 4], [0], [2]]  # shortest first; 2 x 300 tokens > 120
+    for b in batches:
+        assert len(b) <= 2 and (len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 120)
+    assert pack([], 4, 100) == []
+    with pytest.raises(ValueError, match="max_rows and max_tokens must be >= 1"):
+        pack([1], 0, 100)
+
+
+def test_requests_are_packed_by_length_and_answered_in_order(tiny):
+    """Issue 12: batches sized by tokens. Prompts of mixed lengths share a forward pass with
+    prompts of about their own length (the same start instant), and answers keep the caller's
+    order."""
+    engine = make_engine("transformers", tiny, device="cpu", max_batch_size=2)
+    prompts = ["x " * 60, "a", "x " * 61, "b", "x " * 200]
+    gens = engine.generate([_req(p, max_tokens=3) for p in prompts])
+    alone = [engine.generate([_req(p, max_tokens=3)])[0] for p in prompts]
+    assert [g.tokens_in for g in gens] == [g.tokens_in for g in alone]
+    assert [g.text for g in gens] == [g.text for g in alone]  # greedy: packing changes nothing
+    start = [g.spans[0].start for g in gens]
+    assert start[1] == start[3] and start[0] == start[2]  # the short pair, the long pair
+    assert len({start[1], start[0], start[4]}) == 3  # the longest runs alone (max 2 rows)
+    with pytest.raises(ValueError, match="max_rows and max_tokens"):
+        make_engine("transformers", tiny, device="cpu", max_batch_tokens=0)
 
 
 class _ChatServer(BaseHTTPRequestHandler):

@@ -1,5 +1,8 @@
 """The transformers engine: batched `generate` on CPU, MPS or CUDA, timed step by step.
 
+Requests are packed into batches sized by tokens (engines.batching), so a long prompt does not
+make its whole batch pad to its length.
+
 A stopping-criteria hook records the instant each decoding step finishes, so every request of a
 batch gets its own TTFT (the batch's prefill), end-to-end latency (the step that produced its last
 token) and TPOT without a second pass. `stream` uses transformers' TextIteratorStreamer.
@@ -16,6 +19,7 @@ import time
 from collections.abc import Iterator
 
 from localroute.engines.base import Generation, GenerationRequest, TokenSpan
+from localroute.engines.batching import pack
 
 
 def pick_device(device: str) -> str:
@@ -59,7 +63,15 @@ class _StepClock:
 class TransformersEngine:
     name = "transformers"
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto", threads: int = 0):
+    def __init__(
+        self,
+        model: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        threads: int = 0,
+        max_batch_size: int = 16,
+        max_batch_tokens: int = 4096,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -68,6 +80,8 @@ class TransformersEngine:
         if threads:
             torch.set_num_threads(threads)
         self.model = model
+        self.max_batch_size, self.max_batch_tokens = max_batch_size, max_batch_tokens
+        pack([1], max_batch_size, max_batch_tokens)  # refuse a bad budget before loading
         path = model_source(model)
         self.device = pick_device(device)
         self.hardware = describe_hardware(self.device)
@@ -99,16 +113,37 @@ class TransformersEngine:
         return {**kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        """One batched `generate` call; requests must share max_tokens/temperature/seed."""
-        if not requests:
-            return []
-        if len({(r.max_tokens, r.temperature, r.seed) for r in requests}) > 1:
-            # Different sampling settings cannot share one generate call.
-            return [g for r in requests for g in self.generate([r])]
+        """Answer in batches sized by tokens (engines.batching): prompts sorted by length, at most
+        `max_batch_size` rows and `max_batch_tokens` padded prompt tokens per `generate` call;
+        requests with different sampling settings never share a call. A failed call answers its
+        own requests with the error."""
+        out: list[Generation | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault((r.max_tokens, r.temperature, r.seed), []).append(i)
+        for members in groups.values():
+            group = [requests[i] for i in members]
+            try:
+                ids, cut = self._tokenize(group, group[0].max_tokens)
+            except Exception as exc:
+                for i in members:
+                    out[i] = Generation(text="", error=f"{type(exc).__name__}: {exc}")
+                continue
+            lengths = [len(x) for x in ids]
+            for batch in pack(lengths, self.max_batch_size, self.max_batch_tokens):
+                gens = self._run([group[k] for k in batch], [ids[k] for k in batch])
+                for k, g in zip(batch, gens, strict=True):
+                    if cut[k]:
+                        g.extra["truncated_from"] = cut[k]
+                    out[members[k]] = g
+        return out
+
+    def _run(self, requests: list[GenerationRequest], ids: list[list[int]]) -> list[Generation]:
+        """One batched `generate` call over already tokenized prompts."""
         import torch
 
         try:
-            enc, max_new, cut = self._encode(requests, requests[0].max_tokens)
+            enc, max_new = self._pad(ids, requests[0].max_tokens)
             clock = _StepClock()
             t0 = time.perf_counter()
             kwargs = {**self._gen_kwargs(requests[0]), "max_new_tokens": max_new}
@@ -116,43 +151,42 @@ class TransformersEngine:
                 out = self.lm.generate(**enc, stopping_criteria=[clock], **kwargs)
             if self.device.startswith("cuda"):
                 torch.cuda.synchronize()
-        except Exception as exc:  # a failed batch answers every request with its error
+        except Exception as exc:  # a failed call answers each of its requests with the error
             return [Generation(text="", error=f"{type(exc).__name__}: {exc}") for _ in requests]
         new = out[:, enc["input_ids"].shape[1] :]
         eos = self.lm.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         results = []
         for i in range(len(requests)):
-            ids = new[i].tolist()
-            n = next((k + 1 for k, t in enumerate(ids) if t in eos_ids), len(ids))
+            row = new[i].tolist()
+            n = next((k + 1 for k, t in enumerate(row) if t in eos_ids), len(row))
             n = min(n, len(clock.times))
-            tokens_in = int(enc["attention_mask"][i].sum())
-            gen = self._timed(ids[:n], tokens_in, t0, clock.times[:n])
-            if cut[i]:
-                gen.extra["truncated_from"] = cut[i]
-            results.append(gen)
+            results.append(self._timed(row[:n], len(ids[i]), t0, clock.times[:n]))
         return results
 
-    def _encode(self, requests: list[GenerationRequest], max_tokens: int):
-        """Left-padded input ids; a prompt past the context window keeps its newest tokens.
-
-        Returns (encoding, max_new_tokens, per request the original length where cut else 0).
-        """
+    def _tokenize(self, requests: list[GenerationRequest], max_tokens: int):
+        """Prompt ids; one past the context window keeps its newest tokens, leaving room for the
+        answer but never less than half the window. Returns (ids, per request the original length
+        where cut else 0)."""
         ids = [
             self.tokenizer(p, add_special_tokens=False)["input_ids"]
             for p in self._prompts(requests)
         ]
         cut = [0] * len(ids)
-        max_new = max_tokens
         if self.context:
-            # Room for the answer, but never less than half the window for the prompt.
             keep = max(self.context - max_tokens, self.context // 2)
             for i, row in enumerate(ids):
                 if len(row) > keep:
                     cut[i], ids[i] = len(row), row[-keep:]
+        return ids, cut
+
+    def _pad(self, ids: list[list[int]], max_tokens: int):
+        """Left-padded tensors on the device, and the new tokens that fit the window."""
+        max_new = max_tokens
+        if self.context:
             max_new = max(1, min(max_tokens, self.context - max(len(r) for r in ids)))
         enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
-        return enc.to(self.device), max_new, cut
+        return enc.to(self.device), max_new
 
     def _timed(self, ids: list[int], tokens_in: int, t0: float, times: list[float]) -> Generation:
         text = whole_characters(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -176,7 +210,8 @@ class TransformersEngine:
         import torch
         from transformers import TextIteratorStreamer
 
-        enc, max_new, _ = self._encode([request], request.max_tokens)
+        ids, _ = self._tokenize([request], request.max_tokens)
+        enc, max_new = self._pad(ids, request.max_tokens)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs = {**self._gen_kwargs(request), "max_new_tokens": max_new}
 
