@@ -189,3 +189,34 @@ def test_a_batch_failed_by_one_long_prompt_answers_the_rest():
 
 def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
+
+
+class _PackedEngine(_AllOrNothing):
+    """An engine that packs a call into sub-batches of two (as the transformers engine packs by
+    tokens): a sub-batch holding an over-long prompt fails, the others answer."""
+
+    def generate(self, requests):
+        from localroute.engines import Generation
+
+        self.batches.append(len(requests))
+        out = []
+        for i in range(0, len(requests), 2):
+            part = requests[i : i + 2]
+            if any(len(r.messages[-1]["content"]) > self.limit for r in part):
+                out += [Generation(text="", error="RuntimeError: sub-batch failed") for _ in part]
+            else:
+                out += [Generation(text=f"answer {r.messages[-1]['content']}") for r in part]
+        return out
+
+
+def test_only_the_requests_of_a_failed_sub_batch_run_again():
+    from localroute.engines import GenerationRequest
+    from pipelines.profile.worker import ProfileWorker
+
+    worker = object.__new__(ProfileWorker)
+    worker.engine = _PackedEngine()
+    prompts = ["q1", "q2", "q3", "word " * 100, "q5"]
+    gens = worker._generate([GenerationRequest(_user(p)) for p in prompts])
+    assert [g.text for g in gens] == ["answer q1", "answer q2", "answer q3", "", "answer q5"]
+    assert gens[3].error == "RuntimeError: sub-batch failed"
+    assert worker.engine.batches == [5, 1, 1]  # q3 and the long prompt, alone

@@ -2,10 +2,11 @@
 
 The query table fans out to one actor pool per configured pool (placed by accelerator type or node
 labels, never by a bare GPU count: Ray 2.60 counts Apple Metal as a GPU). Each actor batch
-generates, meters energy, grades, and writes its rows as one Parquet file whose name is a digest of
-the batch's keys, atomically: a batch Ray retries after a killed worker rewrites the same file, so
-nothing is lost or duplicated, and a rerun skips the (query, turn, model, hardware) keys already on
-disk. Layout: `<out>/outcomes/<model>--<hardware>--<digest>.parquet`, so `read_table(out,
+generates (the engine packs it into forward passes by tokens), meters energy and grades; the driver
+writes its rows as one Parquet file whose name is a digest of the batch's keys, atomically, while
+the actors answer the next batches. A batch Ray retries after a killed worker reaches the driver
+once, so nothing is lost or duplicated, and a rerun skips the (query, turn, model, hardware) keys
+already on disk. Layout: `<out>/outcomes/<model>--<hardware>--<digest>.parquet`, so `read_table(out,
 "outcomes")` and `read_profile_outcomes(out)` both read it.
 """
 

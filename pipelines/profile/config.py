@@ -23,6 +23,9 @@ class PoolConfig:
     # Fractional CPUs by default: Ray on few cores deadlocks when actors hold every CPU.
     placement: Placement = field(default_factory=lambda: Placement(num_cpus=0.5))
     actors: int = 1
+    # Rows per Ray Data batch: answered, graded and written together. A padding engine
+    # (transformers) packs them into forward passes by tokens: engine_options max_batch_size
+    # (rows, default 16) and max_batch_tokens (padded prompt tokens, default 4096).
     batch_size: int = 8
     meter: str = "auto"  # auto, zeus, estimated, none
     tdp_w: float | None = None  # for the estimated meter: the package's rated power...

@@ -12,7 +12,13 @@ from typing import Any
 from localroute.errors import ConfigError
 from localroute.placement import HARDWARE_LABEL, ray_remote_args_for, unschedulable
 from pipelines.profile.config import TINY, PoolConfig, ProfileConfig
-from pipelines.profile.work import done_keys, pending, read_profile_outcomes, select_queries
+from pipelines.profile.work import (
+    done_keys,
+    pending,
+    read_profile_outcomes,
+    select_queries,
+    write_outcomes,
+)
 from pipelines.profile.worker import ProfileWorker
 
 
@@ -76,10 +82,10 @@ def run_profile(
         log(f"   pool {pool.name}: {pool.model_label} on {pool.hardware_label}, {n_turns} to run")
         if not todo.num_rows:
             continue
-        # Blocks of a few batches each: enough to keep every actor busy, few enough to be cheap.
-        blocks = max(pool.actors, min(-(-todo.num_rows // pool.batch_size), 8 * pool.actors))
-        size = -(-todo.num_rows // blocks)
-        ds = ray.data.from_arrow([todo.slice(i, size) for i in range(0, todo.num_rows, size)])
+        # One block per batch, built here: from_arrow would first run a Ray task per block for
+        # its metadata (a worker process to start, ~1.5 s on 2 cores) before any actor starts.
+        blocks = -(-todo.num_rows // pool.batch_size)
+        ds = ray.data.from_items(todo.to_pylist(), override_num_blocks=blocks)
         streams.append(
             ds.map_batches(
                 ProfileWorker,
@@ -102,6 +108,10 @@ def run_profile(
         ds = streams[0].union(*streams[1:]) if len(streams) > 1 else streams[0]
         last = 0.0
         for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+            if not batch.num_rows:
+                continue
+            # Written here, while the actors answer the next batches.
+            write_outcomes(out, batch.drop_columns(["pool"]))
             for name in batch["pool"].to_pylist():
                 done[name] += 1
             errors += sum(e is not None for e in batch["error"].to_pylist())

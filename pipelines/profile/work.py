@@ -46,16 +46,45 @@ def done_keys(out_dir: Path, model: str, hardware: str) -> set[tuple[str, int]]:
 
 def pending(queries: pa.Table, done: set[tuple[str, int]], max_turns: int) -> pa.Table:
     """Queries with a turn still to run, with a `skip_turns` column of the turns already done."""
+    import pyarrow.compute as pcmp
+
+    turns = pcmp.min_element_wise(queries["n_user_turns"], max_turns).to_pylist()
+    touched = pcmp.is_in(queries["query_id"], pa.array(sorted({q for q, _ in done}), pa.string()))
     keep, skips = [], []
-    for i, (q, n) in enumerate(
-        zip(queries["query_id"].to_pylist(), queries["n_user_turns"].to_pylist(), strict=True)
-    ):
-        skip = [t for t in range(1, min(n, max_turns) + 1) if (q, t) in done]
-        if len(skip) < min(n, max_turns):
+    # Only queries with a turn on disk need a look at their turns (a fresh run skips this loop).
+    for i in pcmp.indices_nonzero(pcmp.fill_null(touched, False)).to_pylist():
+        q = queries["query_id"][i].as_py()
+        skips.append((i, [t for t in range(1, turns[i] + 1) if (q, t) in done]))
+    skip_of = dict(skips)
+    for i, n in enumerate(turns):
+        if len(skip_of.get(i, ())) < n:
             keep.append(i)
-            skips.append(skip)
     table = queries.take(pa.array(keep, pa.int64()))
-    return table.append_column("skip_turns", pa.array(skips, pa.list_(pa.int16())))
+    column = pa.array([skip_of.get(i, []) for i in keep], pa.list_(pa.int16()))
+    return table.append_column("skip_turns", column)
+
+
+def write_outcomes(out_dir: Path, table: pa.Table) -> None:
+    """Outcome rows into `out_dir/outcomes`, one file per (model, hardware) named by its keys,
+    each written to a temporary name and renamed: a reader never sees half a file, and a batch
+    written twice replaces itself rather than duplicating rows."""
+    import os
+    import uuid
+
+    import pyarrow.compute as pcmp
+
+    folder = out_dir / "outcomes"
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = zip(table["model"].to_pylist(), table["hardware"].to_pylist(), strict=True)
+    for model, hardware in sorted(set(labels)):
+        part = table.filter(
+            pcmp.and_(pcmp.equal(table["model"], model), pcmp.equal(table["hardware"], hardware))
+        )
+        keys = sorted(zip(part["query_id"].to_pylist(), part["turn"].to_pylist(), strict=True))
+        name = outcome_file(model, hardware, keys)
+        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(part, tmp)
+        os.replace(tmp, folder / name)
 
 
 def outcome_file(model: str, hardware: str, keys: list[tuple[str, int]]) -> str:

@@ -1,22 +1,21 @@
 """The Ray Data worker: one engine and meter per actor; each batch is answered turn by turn,
-metered, graded and written as one Parquet file, atomically."""
+metered and graded, and returned as outcome rows (the driver writes them: driver.run_profile)."""
 
 from __future__ import annotations
 
 import json
 import os
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipelines.profile.config import PoolConfig
-from pipelines.profile.work import outcome_file
 
 
 class ProfileWorker:
-    """Holds one engine and meter; each call answers, meters, grades and writes one batch."""
+    """Holds one engine and meter; each call answers, meters and grades one batch and returns its
+    outcome rows with a `pool` column. Writing is left to the driver, off this actor's critical
+    path (the engine starts the next batch while the driver writes this one)."""
 
     def __init__(self, pool: PoolConfig, settings: dict, out_dir: str, run_id: str):
         import ray
@@ -60,14 +59,7 @@ class ProfileWorker:
                 if t not in (q["skip_turns"] or [])
             ]
         table = to_table(rows, OUTCOME_SCHEMA, f"pool {self.pool.name}")
-        self._write(table)
-        return pa.table(
-            {
-                "pool": [self.pool.name] * table.num_rows,
-                "latency_s": table["latency_s"],
-                "error": table["error"],
-            }
-        )
+        return table.append_column("pool", pa.array([self.pool.name] * table.num_rows))
 
     def _run(self, queries: list[dict]) -> list[dict]:
         from localroute.energy.attribution import attribute
@@ -107,24 +99,21 @@ class ProfileWorker:
         return rows
 
     def _generate(self, requests: list) -> list:
-        """The engine's answers. A batch that fails as a whole (the engine raises, or gives every
-        request one same error, as vLLM does when one prompt exceeds the context window) is
-        answered again one request at a time, so only a request that fails alone (e.g. a prompt
-        past the model's context window) carries the error, and the rest of the batch its
-        answers."""
+        """The engine's answers. A request that failed in a batch of several is answered again
+        on its own: an engine may fail a whole batch for one request (vLLM gives every request
+        the error when one prompt exceeds the context window; a packed batch shares its call's
+        fate), so only a request that fails alone keeps its error."""
         from localroute.engines import Generation
 
         try:
             gens = self.engine.generate(requests)
         except Exception as exc:
-            if len(requests) == 1:
-                return [Generation(text="", error=f"{type(exc).__name__}: {exc}")]
-            gens = None
-        if gens is not None and (
-            len(requests) == 1 or not all(g.error for g in gens) or len({g.error for g in gens}) > 1
-        ):
+            gens = [Generation(text="", error=f"{type(exc).__name__}: {exc}") for _ in requests]
+        if len(requests) == 1:
             return gens
-        return [g for r in requests for g in self._generate([r])]
+        return [
+            self._generate([r])[0] if g.error else g for r, g in zip(requests, gens, strict=True)
+        ]
 
     def _grade(self, active: list[dict], gens: list, turn: int) -> list:
         from localroute.grading import Grade, grade, grade_judged
@@ -183,17 +172,6 @@ class ProfileWorker:
         if gr is not None:
             row |= {"score": gr.score, "score_raw": gr.score_raw, "correct": gr.correct}
         return row
-
-    def _write(self, table: pa.Table) -> None:
-        if not table.num_rows:
-            return
-        keys = sorted(zip(table["query_id"].to_pylist(), table["turn"].to_pylist(), strict=True))
-        name = outcome_file(self.pool.model_label, self.pool.hardware_label, keys)
-        folder = self.out / "outcomes"
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, folder / name)  # atomic: a retried batch replaces, never duplicates
 
 
 def _turns(q: dict, s: dict) -> list[int]:
