@@ -1,124 +1,192 @@
-"""Ray Data profiling throughput against the same engine in a bare loop, on the same queries.
+"""Ray Data profiling throughput against bare loops of the same engine, interleaved.
 
-The bare loop only generates (one TransformersEngine, batches in order); the Ray Data job also
-meters energy, grades every answer and writes the outcome table. Both walls include loading the
-model, and every engine gets the same torch thread count (`--threads`, default 1: on a shared
-2-core machine two OpenMP threads per engine ran ~35x slower than one). With `--actors 1` the
-ratio is Ray Data's overhead on the same engine; more actors add its parallelism. Usage:
+Three runs per round, their order rotated from round to round, the 1-minute load average printed
+before each (this machine is shared):
 
-    python benchmarks/bench_profile.py --rows 2000 [--actors 1] [--threads 1] [--json out.json]
+- `bare16`: a fresh Python process that imports the engine, loads the model, reads the queries
+  and answers them 16 at a time in data order: the loop a person would write.
+- `bare-same`: the same, handing the engine the pipeline's batches (`--batch-size` rows, which
+  the engine packs by tokens exactly as it does under Ray Data): Ray Data's own overhead.
+- `ray`: one `run_profile` call in a running local Ray (started once, its start time printed):
+  selecting the queries, starting the actor and loading the model, answering, metering, grading
+  and writing the outcome table, all inside the timed wall.
+
+Every engine gets the same prompts (the profiler's instructions) and the same torch thread count
+(`--threads`, default 1). The model is the random-weight tiny decoder unless `--model` names
+another (e.g. smollm2-135m). Usage:
+
+    python benchmarks/bench_profile.py --rows 2000 [--rounds 3] [--actors 1] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = ["routellm_mmlu", "routellm_gsm8k", "mmlu"]  # 29,688 single-turn queries
 
-def bare_loop(model: str, queries: list[dict], batch_size: int, max_tokens: int, threads: int):
-    from localroute.engines import GenerationRequest, make_engine
 
+def requests_for(rows: list[dict], max_tokens: int) -> list:
+    """The first-turn requests the profiler sends (pipelines.profile.worker), for the bare loops."""
+    from localroute.engines import GenerationRequest
+    from localroute.grading.prompts import instruct
+
+    return [
+        GenerationRequest(
+            instruct(q["turns"][:1], q["grading"], q["choices"]),
+            max_tokens=max_tokens,
+            temperature=0.0,
+            seed=0,
+        )
+        for q in rows
+    ]
+
+
+def bare_child(args) -> None:
+    """The bare loop, run as its own process so that it pays imports and model load as the
+    pipeline's actor does."""
+    import pyarrow.parquet as pq
+
+    from localroute.engines import make_engine
+
+    engine = make_engine(
+        "transformers",
+        args.model_path,
+        device="cpu",
+        threads=args.threads,
+        max_batch_size=args.engine_batch,
+    )
+    requests = requests_for(pq.read_table(args.queries).to_pylist(), args.max_tokens)
+    ok = 0
+    for i in range(0, len(requests), args.chunk):
+        ok += sum(g.error is None for g in engine.generate(requests[i : i + args.chunk]))
+    print(json.dumps({"ok": ok}))
+
+
+def run_bare(args, queries: Path, model_path: str, chunk: int) -> tuple[float, int]:
+    cmd = [sys.executable, __file__, "--bare-child", "--queries", str(queries)]
+    cmd += ["--model-path", model_path, "--chunk", str(chunk), "--threads", str(args.threads)]
+    cmd += ["--engine-batch", str(args.engine_batch), "--max-tokens", str(args.max_tokens)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
-    engine = make_engine("transformers", model, device="cpu", threads=threads)
-    n = 0
-    for i in range(0, len(queries), batch_size):
-        batch = queries[i : i + batch_size]
-        requests = [
-            GenerationRequest(q["turns"][:1], max_tokens=max_tokens, temperature=0.0) for q in batch
-        ]
-        n += sum(g.error is None for g in engine.generate(requests))
-    return time.perf_counter() - t0, n
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return time.perf_counter() - t0, json.loads(out.strip().splitlines()[-1])["ok"]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=2000)
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128, help="rows per Ray Data batch")
+    p.add_argument("--engine-batch", type=int, default=16, help="rows per forward pass")
     p.add_argument("--max-tokens", type=int, default=8)
     p.add_argument("--actors", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads per engine")
     p.add_argument("--num-cpus", type=int, default=4, help="logical CPUs of the local Ray")
-    p.add_argument("--data", default=None, help="a data build (default: the shipped one)")
+    p.add_argument("--model", default="tiny", help="a registry name (tiny, smollm2-135m)")
     p.add_argument("--json", help="also write the result here")
+    # The bare loop's own process (internal).
+    p.add_argument("--bare-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--queries", help=argparse.SUPPRESS)
+    p.add_argument("--model-path", help=argparse.SUPPRESS)
+    p.add_argument("--chunk", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.bare_child:
+        return bare_child(args)
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from localroute.config import RayConfig
+    from localroute.data.build import read_table
     from localroute.data.paths import SHIPPED_DIR
-    from localroute.models.tiny import build_tiny_decoder
+    from localroute.models.registry import model_source
     from localroute.placement import Placement
     from localroute.ray_runtime import ray_session
-    from pipelines.profile import PoolConfig, ProfileConfig, run_profile, select_queries
+    from pipelines.profile import PoolConfig, ProfileConfig, run_profile
 
-    data = Path(args.data or SHIPPED_DIR)
     work = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    model = str(build_tiny_decoder(work / "tiny"))
-    cores = os.cpu_count() or 1
-    threads = args.threads
+    model_path = model_source(args.model, cache_dir=work if args.model == "tiny" else None)
+    table = read_table(SHIPPED_DIR, "queries", SOURCES)
+    if args.rows > table.num_rows:
+        raise SystemExit(f"--rows {args.rows}: the shipped build has {table.num_rows} of {SOURCES}")
+    import numpy as np
+
+    order = np.random.default_rng(0).permutation(table.num_rows)[: args.rows]
+    queries = table.take(order)  # a seeded mix of the sources, prompt lengths as they come
+    (work / "data" / "queries").mkdir(parents=True)
+    qfile = work / "data" / "queries" / "bench.parquet"
+    pq.write_table(queries, qfile)
+
     pool = PoolConfig(
         name="cpu",
-        model=model,
-        model_name="tiny",
-        engine_options={"device": "cpu", "threads": threads},
+        model=model_path,
+        model_name=args.model,
+        engine_options={
+            "device": "cpu",
+            "threads": args.threads,
+            "max_batch_size": args.engine_batch,
+        },
         placement=Placement(kind="cpu", num_cpus=0.5),
         actors=args.actors,
         batch_size=args.batch_size,
         tdp_w=65.0,
     )
-    pc = ProfileConfig(
-        sources=["routellm_mmlu", "routellm_gsm8k"],
-        split=None,
-        max_turns=1,
-        max_tokens=args.max_tokens,
-        pools=[pool],
-    )
-    queries = select_queries(data, pc, seed=0).slice(0, args.rows)
-    data_dir = work / "data"
-    (data_dir / "queries").mkdir(parents=True)
-    import pyarrow.parquet as pq
-
-    pq.write_table(queries, data_dir / "queries" / "bench.parquet")
-    rows = queries.to_pylist()
-
-    load = [os.getloadavg()[0]]  # other work on the machine skews both sides: record it
-    bare_s, bare_ok = bare_loop(model, rows, args.batch_size, args.max_tokens, threads)
-    print(f"bare loop: {bare_ok} rows in {bare_s:.1f}s", file=sys.stderr, flush=True)
+    pc = ProfileConfig(split=None, max_turns=1, max_tokens=args.max_tokens, pools=[pool])
+    cores = os.cpu_count() or 1
+    print(f"# {args.rows} rows, model {args.model}, {args.threads} thread(s) per engine, "
+          f"{args.actors} actor(s), Ray batch {args.batch_size}, engine batch {args.engine_batch}, "
+          f"{platform.machine()} {cores} cores", flush=True)  # fmt: skip
+    t0 = time.perf_counter()
+    runs: dict[str, list[dict]] = {"bare16": [], "bare-same": [], "ray": []}
     with ray_session(RayConfig(num_cpus=args.num_cpus)):
-        run = dataclasses.replace(pc, sources=None)  # the sample written above
-        load.append(os.getloadavg()[0])
-        summary = run_profile(run, data_dir, work / "out", seed=0, log=lambda *_: None)
-    load.append(os.getloadavg()[0])
-    ray_s = summary["wall_s"]
-    n_ray = sum(summary["rows"].values()) - summary["errors"]  # answered rows, as in bare_ok
+        print(f"# local Ray started in {time.perf_counter() - t0:.1f} s (outside every wall)")
+        names = list(runs)
+        for r in range(args.rounds):
+            for name in names[r % 3 :] + names[: r % 3]:
+                load = os.getloadavg()[0]
+                if name == "ray":
+                    out = work / f"out-{r}"
+                    t = time.perf_counter()
+                    s = run_profile(pc, work / "data", out, seed=0, log=lambda *_: None)
+                    wall = time.perf_counter() - t
+                    ok = sum(s["rows"].values()) - s["errors"]
+                else:
+                    chunk = 16 if name == "bare16" else args.batch_size
+                    wall, ok = run_bare(args, qfile, model_path, chunk)
+                runs[name].append({"wall_s": round(wall, 2), "ok": ok, "load_1m": round(load, 2)})
+                print(f"round {r + 1} {name:9s} load {load:5.2f}  {ok} rows in {wall:6.1f} s  "
+                      f"{ok / wall:6.1f} rows/s", flush=True)  # fmt: skip
+    rate = {k: statistics.median(x["ok"] / x["wall_s"] for x in v) for k, v in runs.items()}
     result = {
-        "rows": len(rows),
-        "bare_loop_s": round(bare_s, 2),
-        "bare_rows_per_s": round(bare_ok / bare_s, 2),
-        "ray_data_s": round(ray_s, 2),
-        "ray_rows_per_s": round(n_ray / ray_s, 2),
-        "ratio": round((n_ray / ray_s) / (bare_ok / bare_s), 3),
-        "ray_errors": summary["errors"],
-        "bare_errors": len(rows) - bare_ok,
+        "rows": args.rows,
+        "model": args.model,
+        "median_rows_per_s": {k: round(v, 2) for k, v in rate.items()},
+        "ratio_ray_to_bare_same": round(rate["ray"] / rate["bare-same"], 3),
+        "ratio_ray_to_bare16": round(rate["ray"] / rate["bare16"], 3),
+        "runs": runs,
         "actors": args.actors,
-        "threads_per_actor": threads,
+        "threads_per_engine": args.threads,
         "batch_size": args.batch_size,
+        "engine_batch": args.engine_batch,
         "max_tokens": args.max_tokens,
         "machine": f"{platform.machine()}, {cores} cores",
-        "load_avg_1m_before_bare_ray_after": [round(x, 1) for x in load],
+        "load_avg_after": [round(x, 2) for x in os.getloadavg()],
     }
-    print(json.dumps(result))
+    print(f"median rows/s: {result['median_rows_per_s']}")
+    print(f"ray / bare-same = {result['ratio_ray_to_bare_same']}, "
+          f"ray / bare16 = {result['ratio_ray_to_bare16']}")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
-    pa.default_memory_pool().release_unused()
 
 
 if __name__ == "__main__":
