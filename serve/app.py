@@ -73,6 +73,25 @@ def latency_prior(cfg: ServeConfig, base_dir: Path):
         raise ConfigError(f"serve.latency: {exc}") from None
 
 
+def workload_alpha(cfg: ServeConfig, base_dir: Path) -> float | None:
+    """The alpha a router served by name weighs latency with, no artifact having chosen one:
+    the config's, else the one the latency preset gives its workload (links.yaml: seed 001's
+    Table I, 0.03 for MMLU and 0.05 for GSM8K)."""
+    from localroute.core.profiles import get_preset, load_latency_presets
+
+    if cfg.alpha is not None:
+        return cfg.alpha
+    spec = cfg.latency
+    presets = load_latency_presets(_resolve(spec.links_file, base_dir))
+    alpha = get_preset(spec.preset, presets).workload(spec.workload).alpha
+    if alpha is None:
+        raise ConfigError(
+            f"serve.alpha: workload {spec.workload!r} of latency preset {spec.preset!r} gives "
+            "no alpha; set serve.alpha or serve a trained router artifact"
+        )
+    return alpha
+
+
 def local_model_path(cfg: ServeConfig, base_dir: Path) -> str:
     from localroute.models.registry import MODELS, resolve_model
 
@@ -138,6 +157,8 @@ def build_app(
     keys = api_key_hashes(cfg, env)
     source = router_source(cfg, base, router_artifact)
     prior = latency_prior(cfg, base)
+    if "name" in source:
+        source["alpha"] = workload_alpha(cfg, base)
 
     local_opts = cfg.local.deployment.options(bp)
     window = None

@@ -261,7 +261,7 @@ class ServeConfig:
     route_prefix: str = "/"
     router: RouterSpec = field(default_factory=lambda: RouterSpec(name="random"))
     theta: float | None = None  # None: the artifact's calibrated threshold
-    alpha: float | None = None  # None: the artifact's alpha (chosen on val), else Table I's 0.05
+    alpha: float | None = None  # None: the artifact's (chosen on val), else the workload's
     # Hold this share of traffic on the cloud: theta follows the (1 - share) quantile of the
     # last `target_window` fused scores, within `theta_bounds`, once `target_min_samples` are
     # in (serve/threshold_tracker.py; per ingress replica). None: theta as configured above.

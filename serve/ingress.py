@@ -47,8 +47,6 @@ from serve.threshold_tracker import ThetaControl
 
 __all__ = ["RouterIngress", "hash_key"]
 
-TABLE1_ALPHA = 0.05  # seed 001, Table I (GSM8K): 1/s
-
 log = logging.getLogger("ray.serve")
 
 fastapi_app = FastAPI(title="localroute", docs_url=None, redoc_url=None, openapi_url=None)
@@ -102,8 +100,8 @@ class RouterIngress:
         self.routers = {self.router_name: self.router}
         self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
         # alpha: the config's, else the one the artifact chose with its threshold on its
-        # validation split, else (an untrained router by name) seed 001's Table I value
-        trained = self.router.alpha if router_source.get("artifact") else TABLE1_ALPHA
+        # validation split, else (a router by name) its workload's (serve.app.workload_alpha)
+        trained = self.router.alpha if router_source.get("artifact") else router_source["alpha"]
         self.alpha = float(cfg.alpha if cfg.alpha is not None else trained)
         self.thetas = ThetaControl.from_config(cfg, self.theta, self.router_name, router_source)
         self.prior = latency_prior

@@ -218,6 +218,24 @@ def test_serve_section_validates(tmp_path: Path) -> None:
     assert load_config(shipped).serve == load_serve_section(shipped)
 
 
+def test_a_router_by_name_weighs_latency_with_its_workloads_alpha(tmp_path: Path) -> None:
+    """No artifact chose alpha: the latency preset's workload gives it (Table I), the config's
+    overrides it, and a workload without one is a ConfigError naming serve.alpha."""
+    import dataclasses
+
+    from serve.app import workload_alpha
+    from serve.config import LatencySpec
+
+    def cfg(workload: str, alpha: float | None = None) -> ServeConfig:
+        return dataclasses.replace(ServeConfig(latency=LatencySpec(workload=workload)), alpha=alpha)
+
+    assert workload_alpha(cfg("mmlu"), tmp_path) == 0.03
+    assert workload_alpha(cfg("gsm8k"), tmp_path) == 0.05
+    assert workload_alpha(cfg("mt-bench-101", alpha=0.2), tmp_path) == 0.2
+    with pytest.raises(ConfigError, match=r"serve\.alpha: workload 'mt-bench-101'"):
+        workload_alpha(cfg("mt-bench-101"), tmp_path)
+
+
 def test_no_api_key_refuses_to_start(tmp_path: Path) -> None:
     from serve.app import api_key_hashes
 
