@@ -288,3 +288,16 @@ def test_a_measured_figure_never_stands_in_for_another_model(tmp_path: Path) -> 
     assert own.decode_s_per_token.value == pytest.approx(0.05)
     assert own.decode_s_per_token.provenance == "measured"
     assert own.energy_per_output_token_j.provenance == "measured"
+    # Rows whose energy the estimated meter gave (a TDP share x CPU time, as on this CPU): the
+    # measured model's own energy figure, labelled estimated; still never another model's.
+    estimated = {**row, "energy_j": 3.0, "energy_provenance": "estimated"}
+    pq.write_table(to_table([estimated], OUTCOME_SCHEMA, "test"), d / "part-0.parquet")
+    m = load_measured(d)
+    assert (m.energy_per_output_token_j, m.energy_provenance) == (pytest.approx(0.15), "estimated")
+    own = resolve_side("local", "SmolLM2-135M-Instruct", measured=m, mlenergy=ml)
+    assert own.energy_per_output_token_j.provenance == "estimated"
+    assert "estimated energy" in own.energy_per_output_token_j.source
+    other = resolve_side(
+        "local", mixtral, measured=m, mlenergy=ml, catalogue={mixtral: {"size_b": 46.7}}
+    )
+    assert other.energy_per_output_token_j.provenance == "calibrated"

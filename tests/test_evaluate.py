@@ -368,6 +368,7 @@ def test_measured_model_gets_its_own_pair_against_published_gpt4(
             "tpot_s": 0.05,
             "latency_s": 0.5,
             "latency_provenance": "measured",
+            "energy_j": 0.8,  # the estimated meter's figure: a TDP share x CPU time
             "energy_provenance": "estimated",
             "score": float(i % 4 == 0),  # a chance-level answerer
             "provenance": "measured",
@@ -387,6 +388,8 @@ def test_measured_model_gets_its_own_pair_against_published_gpt4(
     assert pair["baselines"]["local_only"]["quality"] <= 0.35  # its own (chance-level) scores
     figures = pair["sides"]["local"]["figures"]
     assert figures["decode_s_per_token"]["provenance"] == "measured"
+    energy = figures["energy_per_output_token_j"]  # its own rows' estimate, labelled so
+    assert energy["provenance"] == "estimated" and energy["value"] == pytest.approx(0.2)
     assert pair["sides"]["cloud"]["figures"]["decode_s_per_token"]["provenance"] != "measured"
     assert any("SmolLM2-135M-Instruct was measured on this machine" in n for n in m["notes"])
     assert "chance on four choices" in (tmp_path / "o" / "report.html").read_text()

@@ -133,8 +133,9 @@ def resolve_side(
 
     Per-token time: measured rows (local side only, and only when they measured ``model`` itself:
     a measured figure never stands in for another model) > ML.ENERGY stand-in (calibrated) > the
-    config's Table I (published for the seed's own models). Energy per output token: measured >
-    calibrated; never from Table I (it has none). Active parameters: ``prices`` (published or
+    config's Table I (published for the seed's own models). Energy per output token: the measured
+    model's own rows (metered, else estimated from its CPU time on that machine) > calibrated;
+    never from Table I (it has none). Active parameters: ``prices`` (published or
     assumed) > the data build's ``models`` catalogue (``catalogue[model]['size_b']``). Prices: the
     cloud side's API price from ``prices`` or the catalogue; the local side pays electricity.
     Mean response length: ``response_tokens`` (e.g. counted from published answers) > the
@@ -184,8 +185,9 @@ def resolve_side(
         if measured.energy_per_output_token_j is not None:
             energy = Figure(
                 measured.energy_per_output_token_j,
-                "measured",
-                f"median energy_j / tokens_out, {measured.label}",
+                measured.energy_provenance or "measured",
+                f"median energy_j / tokens_out ({measured.energy_provenance} energy), "
+                f"{measured.label}",
             )
         notes.append(f"local per-token times measured on {measured.model} ({measured.hardware})")
     if decode.value is None and cal is not None:

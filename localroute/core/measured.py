@@ -15,8 +15,10 @@ from localroute.errors import ConfigError
 
 @dataclass(frozen=True)
 class MeasuredProfile:
-    """Per-token times (and energy where metered) of one model on one machine, from outcome rows
-    with provenance ``measured`` (``localroute profile`` / the demo's profile stage)."""
+    """Per-token times (and energy where metered or estimated) of one model on one machine, from
+    outcome rows with provenance ``measured`` (``localroute profile`` / the demo's profile stage).
+    ``energy_provenance`` says what the energy figure is: ``measured`` (a hardware counter) or
+    ``estimated`` (the estimated meter: a TDP share x the process's CPU time)."""
 
     model: str
     hardware: str
@@ -26,6 +28,7 @@ class MeasuredProfile:
     energy_per_output_token_j: float | None
     params_b: float | None
     path: str
+    energy_provenance: str | None = None
 
     @property
     def label(self) -> str:
@@ -76,14 +79,16 @@ def load_measured(path: str | Path) -> MeasuredProfile | None:
     tin = np.asarray(t["tokens_in"].to_numpy(zero_copy_only=False), dtype=float)
     ok = np.isfinite(ttft) & (tin > 0)
     prefill = float(np.median(ttft[ok] / tin[ok])) if ok.any() else None
-    energy = None
+    energy, energy_provenance = None, None
     if "energy_j" in t.column_names and "energy_provenance" in t.column_names:
         e = np.asarray(t["energy_j"].to_numpy(zero_copy_only=False), dtype=float)
         tout = np.asarray(t["tokens_out"].to_numpy(zero_copy_only=False), dtype=float)
-        measured = np.array([p == "measured" for p in t["energy_provenance"].to_pylist()])
-        okE = measured & np.isfinite(e) & (tout > 0)
-        if okE.any():
-            energy = float(np.median(e[okE] / tout[okE]))
+        kinds = np.array(t["energy_provenance"].to_pylist(), dtype=object)
+        for kind in ("measured", "estimated"):  # a counter's figure first, else the estimate
+            ok = (kinds == kind) & np.isfinite(e) & (tout > 0)
+            if ok.any():
+                energy, energy_provenance = float(np.median(e[ok] / tout[ok])), kind
+                break
     size = None
     if "model_size_b" in t.column_names:
         sizes = [s for s in t["model_size_b"].to_pylist() if s is not None]
@@ -97,6 +102,7 @@ def load_measured(path: str | Path) -> MeasuredProfile | None:
         energy_per_output_token_j=energy,
         params_b=size,
         path=str(root),
+        energy_provenance=energy_provenance,
     )
 
 
