@@ -233,7 +233,10 @@ def test_prices_file_loads_and_errors_name_the_field(tmp_path: Path) -> None:
     assert p.get("gpt-4-1106-preview", "active_params_b").provenance == "estimated"
     bad = tmp_path / "p.yaml"
     bad.write_text("models:\n  m:\n    input_usd_per_m: -1\n    price_provenance: published\n")
-    with pytest.raises(ConfigError, match=r"models\.m\.input_usd_per_m must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"models\.m\.input_usd_per_m must be >= 0, got -1"):
+        load_prices(bad)
+    bad.write_text("models:\n  m:\n    input_usd_per_m: .nan\n    price_provenance: published\n")
+    with pytest.raises(ConfigError, match=r"models\.m\.input_usd_per_m must be a number, got NaN"):
         load_prices(bad)
     bad.write_text("models:\n  m:\n    input_usd_per_m: 1\n    price_provenance: guessed\n")
     with pytest.raises(ConfigError, match=r"models\.m\.price_provenance"):

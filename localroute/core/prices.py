@@ -3,13 +3,12 @@ its provenance, read by the one config walker. A price nobody publishes stays ab
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from localroute.config import load_yaml
-from localroute.core.sides import ABSENT, Figure
+from localroute.core.sides import ABSENT, Figure, check_value
 from localroute.errors import ConfigError
 
 _GIVEN = ("published", "estimated", "measured", "calibrated")
@@ -18,8 +17,7 @@ _GIVEN = ("published", "estimated", "measured", "calibrated")
 def _check(value: float | None, provenance: str | None, where: str, key: str, prov: str) -> None:
     if value is None:
         return
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{where}.{key} must be a number >= 0, got {value!r}")
+    check_value(value, f"{where}.{key}", strict=False)
     if provenance not in _GIVEN:
         raise ConfigError(f"{where}.{prov} must be one of {', '.join(_GIVEN)}; got {provenance!r}")
 
