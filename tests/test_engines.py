@@ -105,7 +105,7 @@ def test_requests_are_packed_by_length_and_answered_in_order(tiny):
     start = [g.spans[0].start for g in gens]
     assert start[1] == start[3] and start[0] == start[2]  # the short pair, the long pair
     assert len({start[1], start[0], start[4]}) == 3  # the longest runs alone (max 2 rows)
-    with pytest.raises(ValueError, match="max_rows and max_tokens"):
+    with pytest.raises(ValueError, match="max_batch_tokens must be an integer >= 1"):
         make_engine("transformers", tiny, device="cpu", max_batch_tokens=0)
 
 

@@ -4,6 +4,7 @@ measured rows, resumability, error rows, and the demo stage the cost model reads
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -148,6 +149,17 @@ def test_profile_configs_validate(tmp_path):
     bad.write_text("profile:\n  pools:\n    - {name: g, engine: nope}\n")
     with pytest.raises(ConfigError, match="profile.pools\\[0\\].engine"):
         load_config(bad)
+    # Engine options are checked against the engine before any actor starts.
+    for options, fragment in [
+        ("{max_batch_tokens: 0}", "max_batch_tokens must be an integer >= 1, got 0"),
+        ("{batch: 4}", "unknown option(s) ['batch'] for engine 'transformers'"),
+    ]:
+        bad.write_text(f"profile:\n  pools:\n    - {{name: c, engine_options: {options}}}\n")
+        with pytest.raises(ConfigError, match=re.escape(f"pools[0].engine_options: {fragment}")):
+            load_config(bad)
+    vllm = "profile:\n  pools:\n    - {name: g, engine: vllm, engine_options: {dtype: half}}\n"
+    bad.write_text(vllm)  # vLLM forwards any keyword to its LLM: not refused here
+    assert load_config(bad).profile.pools[0].engine_options == {"dtype": "half"}
 
 
 class _AllOrNothing:

@@ -80,8 +80,8 @@ class TransformersEngine:
         if threads:
             torch.set_num_threads(threads)
         self.model = model
+        self.check_options({"max_batch_size": max_batch_size, "max_batch_tokens": max_batch_tokens})
         self.max_batch_size, self.max_batch_tokens = max_batch_size, max_batch_tokens
-        pack([1], max_batch_size, max_batch_tokens)  # refuse a bad budget before loading
         path = model_source(model)
         self.device = pick_device(device)
         self.hardware = describe_hardware(self.device)
@@ -93,6 +93,14 @@ class TransformersEngine:
         self.lm = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype).to(self.device)
         self.lm.eval()
         self.context = getattr(self.lm.config, "max_position_embeddings", None)
+
+    @staticmethod
+    def check_options(options: dict) -> None:
+        """A batching budget this engine would refuse, refused before any model loads."""
+        for key in ("max_batch_size", "max_batch_tokens"):
+            value = options.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
 
     def _prompts(self, requests: list[GenerationRequest]) -> list[str]:
         return [

@@ -35,10 +35,14 @@ class PoolConfig:
 
     def check(self, where: str) -> None:
         from localroute.energy import METERS
-        from localroute.engines import ENGINES
+        from localroute.engines import ENGINES, check_options
 
         if self.engine not in ENGINES:
             raise ConfigError(f"{where}.engine: unknown {self.engine!r}; known: {list(ENGINES)}")
+        try:
+            check_options(self.engine, self.engine_options)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.engine_options: {exc}") from None
         if self.meter not in METERS:
             raise ConfigError(f"{where}.meter: unknown {self.meter!r}; known: {list(METERS)}")
         if self.actors < 1 or self.batch_size < 1:
