@@ -12,7 +12,8 @@ before each (this machine is shared):
   and writing the outcome table, all inside the timed wall.
 
 Every engine gets the same prompts (the profiler's instructions) and the same torch thread count
-(`--threads`, default 1). The model is the random-weight tiny decoder unless `--model` names
+(`--threads`, default 1; `--bare-threads` gives the bare loops another count, e.g. the whole
+machine against `--actors 2`). The model is the random-weight tiny decoder unless `--model` names
 another (e.g. smollm2-135m). Usage:
 
     python benchmarks/bench_profile.py --rows 2000 [--rounds 3] [--actors 1] [--json out.json]
@@ -74,7 +75,8 @@ def bare_child(args) -> None:
 
 def run_bare(args, queries: Path, model_path: str, chunk: int) -> tuple[float, int]:
     cmd = [sys.executable, __file__, "--bare-child", "--queries", str(queries)]
-    cmd += ["--model-path", model_path, "--chunk", str(chunk), "--threads", str(args.threads)]
+    threads = args.bare_threads or args.threads
+    cmd += ["--model-path", model_path, "--chunk", str(chunk), "--threads", str(threads)]
     cmd += ["--engine-batch", str(args.engine_batch), "--max-tokens", str(args.max_tokens)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     t0 = time.perf_counter()
@@ -91,6 +93,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=8)
     p.add_argument("--actors", type=int, default=1)
     p.add_argument("--threads", type=int, default=1, help="torch threads per engine")
+    p.add_argument("--bare-threads", type=int, help="torch threads of the bare loops (--threads)")
     p.add_argument("--num-cpus", type=int, default=4, help="logical CPUs of the local Ray")
     p.add_argument("--model", default="tiny", help="a registry name (tiny, smollm2-135m)")
     p.add_argument("--json", help="also write the result here")
@@ -143,7 +146,8 @@ def main() -> None:
     )
     pc = ProfileConfig(split=None, max_turns=1, max_tokens=args.max_tokens, pools=[pool])
     cores = os.cpu_count() or 1
-    print(f"# {args.rows} rows, model {args.model}, {args.threads} thread(s) per engine, "
+    print(f"# {args.rows} rows, model {args.model}, {args.threads} thread(s) per engine "
+          f"({args.bare_threads or args.threads} in the bare loops), "
           f"{args.actors} actor(s), Ray batch {args.batch_size}, engine batch {args.engine_batch}, "
           f"{platform.machine()} {cores} cores", flush=True)  # fmt: skip
     t0 = time.perf_counter()
@@ -176,6 +180,7 @@ def main() -> None:
         "runs": runs,
         "actors": args.actors,
         "threads_per_engine": args.threads,
+        "bare_loop_threads": args.bare_threads or args.threads,
         "batch_size": args.batch_size,
         "engine_batch": args.engine_batch,
         "max_tokens": args.max_tokens,
