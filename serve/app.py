@@ -73,7 +73,7 @@ def latency_prior(cfg: ServeConfig, base_dir: Path):
         raise ConfigError(f"serve.latency: {exc}") from None
 
 
-def workload_alpha(cfg: ServeConfig, base_dir: Path) -> float | None:
+def workload_alpha(cfg: ServeConfig, base_dir: Path) -> float:
     """The alpha a router served by name weighs latency with, no artifact having chosen one:
     the config's, else the one the latency preset gives its workload (links.yaml: seed 001's
     Table I, 0.03 for MMLU and 0.05 for GSM8K)."""
