@@ -275,6 +275,8 @@ class ServeConfig:
     # Serve's throughput-optimized mode behind HAProxy: ingress replicas serve HTTP themselves,
     # no Python proxy hop (benchmarks/bench_router_hop.py). Ray reads it at start, so the
     # process that starts Ray must apply `serve.app.ray_env(cfg)` to its environment first.
+    # Ray 2.60 then binds HAProxy and the replicas' HTTP ports on all interfaces, whatever
+    # `host` says: for clusters behind a firewall (README, "Secure by default").
     throughput_optimized: bool = False
     latency: LatencySpec = field(default_factory=LatencySpec)
     sessions: SessionConfig = field(default_factory=SessionConfig)

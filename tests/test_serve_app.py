@@ -430,3 +430,30 @@ def test_keys_never_reach_the_logs(served) -> None:
     for f in files:
         text = f.read_bytes()
         assert KEY.encode() not in text and CLOUD_KEY.encode() not in text, f
+
+
+def test_replica_ports_beyond_loopback_take_only_the_ray_token(served) -> None:
+    """Ray Serve 2.60 binds every replica's inter-deployment gRPC server to `[::]:0` (hard-coded
+    in its replica.py, no setting moves it), the only listeners of a served app beyond loopback:
+    each belongs to a Serve replica and refuses a call without Ray's token."""
+    import os
+
+    import grpc
+    from test_ray_security import _descendants, _is_loopback, _listening
+
+    def cmdline(pid: int) -> bytes:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+    sockets = _listening(_descendants(os.getpid()))
+    assert any(cmdline(pid).startswith(b"ray::ServeReplica:") for _, _, pid, _ in sockets)
+    for address, port, pid, _ in sockets:
+        if _is_loopback(address):
+            continue
+        assert cmdline(pid).startswith(b"ray::ServeReplica:"), (address, port, cmdline(pid))
+        call = "/ray.serve.ASGIService/HandleRequest"
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            channel.unary_unary(call)(b"", timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (port, refused.value)
