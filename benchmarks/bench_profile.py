@@ -38,18 +38,10 @@ SOURCES = ["routellm_mmlu", "routellm_gsm8k", "mmlu"]  # 29,688 single-turn quer
 
 def requests_for(rows: list[dict], max_tokens: int) -> list:
     """The first-turn requests the profiler sends (pipelines.profile.worker), for the bare loops."""
-    from localroute.engines import GenerationRequest
-    from localroute.grading.prompts import instruct
+    from pipelines.profile.worker import turn_request
 
-    return [
-        GenerationRequest(
-            instruct(q["turns"][:1], q["grading"], q["choices"]),
-            max_tokens=max_tokens,
-            temperature=0.0,
-            seed=0,
-        )
-        for q in rows
-    ]
+    settings = {"max_tokens": max_tokens, "temperature": 0.0, "seed": 0}
+    return [turn_request(q, 1, [], settings) for q in rows]
 
 
 def bare_child(args) -> None:

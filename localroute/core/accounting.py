@@ -183,11 +183,11 @@ def resolve_side(
                 f"median TTFT / tokens_in, {measured.label}",
             )
         if measured.energy_per_output_token_j is not None:
+            kind = measured.energy_provenance or "measured"
             energy = Figure(
                 measured.energy_per_output_token_j,
-                measured.energy_provenance or "measured",
-                f"median energy_j / tokens_out ({measured.energy_provenance} energy), "
-                f"{measured.label}",
+                kind,
+                f"median energy_j / tokens_out ({kind} energy), {measured.label}",
             )
         notes.append(f"local per-token times measured on {measured.model} ({measured.hardware})")
     if decode.value is None and cal is not None:

@@ -238,8 +238,9 @@ class TransformersEngine:
                     if held:
                         yield held
                     held = chunk
-            if whole_characters(held):
-                yield whole_characters(held)
+            tail = whole_characters(held)
+            if tail:
+                yield tail
         finally:
             thread.join()
 

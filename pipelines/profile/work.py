@@ -50,15 +50,12 @@ def pending(queries: pa.Table, done: set[tuple[str, int]], max_turns: int) -> pa
 
     turns = pcmp.min_element_wise(queries["n_user_turns"], max_turns).to_pylist()
     touched = pcmp.is_in(queries["query_id"], pa.array(sorted({q for q, _ in done}), pa.string()))
-    keep, skips = [], []
     # Only queries with a turn on disk need a look at their turns (a fresh run skips this loop).
+    skip_of: dict[int, list[int]] = {}
     for i in pcmp.indices_nonzero(pcmp.fill_null(touched, False)).to_pylist():
         q = queries["query_id"][i].as_py()
-        skips.append((i, [t for t in range(1, turns[i] + 1) if (q, t) in done]))
-    skip_of = dict(skips)
-    for i, n in enumerate(turns):
-        if len(skip_of.get(i, ())) < n:
-            keep.append(i)
+        skip_of[i] = [t for t in range(1, turns[i] + 1) if (q, t) in done]
+    keep = [i for i, n in enumerate(turns) if len(skip_of.get(i, ())) < n]
     table = queries.take(pa.array(keep, pa.int64()))
     column = pa.array([skip_of.get(i, []) for i in keep], pa.list_(pa.int16()))
     return table.append_column("skip_turns", column)

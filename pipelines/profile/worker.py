@@ -64,27 +64,13 @@ class ProfileWorker:
     def _run(self, queries: list[dict]) -> list[dict]:
         from localroute.energy.attribution import attribute
         from localroute.energy.sampler import Sampler
-        from localroute.engines import GenerationRequest
-        from localroute.grading.prompts import instruct
 
         rows: list[dict] = []
         answers: dict[str, list[str]] = {q["query_id"]: [] for q in queries}
         max_turn = max(max(_turns(q, self.s), default=0) for q in queries)
         for turn in range(1, max_turn + 1):
             active = [q for q in queries if turn in _turns(q, self.s)]
-            requests = [
-                GenerationRequest(
-                    instruct(
-                        conversation(q["turns"], turn, answers[q["query_id"]]),
-                        q["grading"],
-                        q["choices"],
-                    ),
-                    max_tokens=self.s["max_tokens"],
-                    temperature=self.s["temperature"],
-                    seed=self.s["seed"],
-                )
-                for q in active
-            ]
+            requests = [turn_request(q, turn, answers[q["query_id"]], self.s) for q in active]
             with Sampler(self.meter) as sampler:
                 gens = self._generate(requests)
             energy = [None] * len(gens)
@@ -172,6 +158,21 @@ class ProfileWorker:
         if gr is not None:
             row |= {"score": gr.score, "score_raw": gr.score_raw, "correct": gr.correct}
         return row
+
+
+def turn_request(q: dict, turn: int, answers: list[str], s: dict):
+    """The request the profiler sends for a query's `turn`: its conversation so far (the model's
+    own earlier answers in between) with the answer instructions of its grading, under the run's
+    settings `s` (max_tokens, temperature, seed)."""
+    from localroute.engines import GenerationRequest
+    from localroute.grading.prompts import instruct
+
+    return GenerationRequest(
+        instruct(conversation(q["turns"], turn, answers), q["grading"], q["choices"]),
+        max_tokens=s["max_tokens"],
+        temperature=s["temperature"],
+        seed=s["seed"],
+    )
 
 
 def _turns(q: dict, s: dict) -> list[int]:
