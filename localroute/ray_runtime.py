@@ -133,3 +133,12 @@ def ray_session(cfg: RayConfig, **kwargs) -> Iterator[None]:
             import ray
 
             ray.shutdown()
+
+
+def join_env() -> dict[str, str]:
+    """What another process needs in its environment to join the local instance this process
+    started (`serve run --address`, `ray status`): its address and the same loopback, auth and
+    usage settings. The token stays in its file; only the file's path is given."""
+    import ray
+
+    return {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, **local_env()}

@@ -6,9 +6,19 @@ handler `(args) -> int`.
 
 from __future__ import annotations
 
-from cli.commands import data, demo, evaluate, profile, report, routers, serve, submit
+from cli.commands import (
+    data,
+    demo,
+    evaluate,
+    profile,
+    ray_head,
+    report,
+    routers,
+    serve,
+    submit,
+)
 
-COMMANDS = (data, demo, evaluate, profile, routers, serve, submit, report)
+COMMANDS = (data, demo, evaluate, profile, routers, serve, ray_head, submit, report)
 
 
 def register_all(subparsers) -> None:
