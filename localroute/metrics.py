@@ -366,7 +366,7 @@ def router_report(
     Label "local suffices" is ``q_local >= q_cloud`` (``suffices_rule="ge"``) or
     ``q_local >= bar`` (``suffices_rule="bar"``, ``bar`` required). AUC scores ``p`` against
     ``y_cloud_needed = not local_suffices``; F1 is for "local suffices" predicted as
-    ``p < threshold``. APGR/CPT use the exact PGR curve; AIQ uses cloud share as cost on the
+    ``p <= threshold``. APGR/CPT use the exact PGR curve; AIQ uses cloud share as cost on the
     quality curve. ``n`` is the number of queries.
     """
     pa = _as_1d(p, "p")
@@ -382,7 +382,7 @@ def router_report(
     else:
         raise ValueError(f"suffices_rule must be 'ge' or 'bar', got {suffices_rule!r}")
 
-    prf = precision_recall_f1(pa < threshold, local_suffices)
+    prf = precision_recall_f1(pa <= threshold, local_suffices)  # local iff p <= theta (eq. 12)
     share, quality = quality_vs_cloud_share(pa, ql, qc)
     pgr_share, pgr_values = pgr_curve(pa, ql, qc)
     has_gap = not np.isnan(pgr_values).any()

@@ -63,24 +63,31 @@ def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None 
 
 
 def latency_prior(cfg: ServeConfig, base_dir: Path):
-    from localroute.core.profiles import load_latency_model
+    """The deployed models' latency model before live measurements (operating_point.py)."""
+    import dataclasses
 
-    spec = cfg.latency
-    path = _resolve(spec.links_file, base_dir)
+    from localroute.core.operating_point import resolve_path
+
+    dep = cfg.deployment_latency()
+    dep = dataclasses.replace(
+        dep,
+        links_file=resolve_path(dep.links_file, base_dir),
+        measured=resolve_path(dep.measured, base_dir),
+    )
     try:
-        return load_latency_model(path, spec.preset, spec.workload, spec.link)
+        return dep.prior()
     except ConfigError as exc:
         raise ConfigError(f"serve.latency: {exc}") from None
 
 
-def workload_alpha(cfg: ServeConfig, base_dir: Path) -> float:
-    """The alpha a router served by name weighs latency with, no artifact having chosen one:
-    the config's, else the one the latency preset gives its workload (links.yaml: seed 001's
-    Table I, 0.03 for MMLU and 0.05 for GSM8K)."""
+def workload_alpha(cfg: ServeConfig, base_dir: Path) -> float | None:
+    """For a router served by name, no artifact having chosen alpha: the latency preset's
+    workload alpha (links.yaml: seed 001's Table I, 0.03 for MMLU and 0.05 for GSM8K). None when
+    the config sets serve.alpha (it takes precedence: core.operating_point)."""
     from localroute.core.profiles import get_preset, load_latency_presets
 
     if cfg.alpha is not None:
-        return cfg.alpha
+        return None
     spec = cfg.latency
     presets = load_latency_presets(_resolve(spec.links_file, base_dir))
     alpha = get_preset(spec.preset, presets).workload(spec.workload).alpha

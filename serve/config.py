@@ -128,22 +128,29 @@ class RouterSpec:
 
 @dataclass(frozen=True)
 class LatencySpec:
-    """Seed 001's cost model: a named preset (Table I) x workload x link from links.yaml.
+    """Seed 001's cost model for the deployed models (localroute.core.operating_point):
+    a preset's per-token times over a link from links.yaml, the deployed local model's measured
+    per-token times where `measured` names its profile rows, and answer lengths bounded by
+    `local.max_new_tokens`, `cloud.max_tokens` and each request's `max_tokens`.
 
-    With `live: true` the measured estimates replace the prior as soon as they exist: the EWMA
-    of the RTT to the cloud deployment stands for delta, its measured bandwidth for B, and the
-    local engine's measured seconds per token for gamma_s.
+    With `live: true` measured estimates replace the prior once they rest on `min_samples`
+    observations: the cloud RTT (delta), its bandwidth (B), the local seconds per token
+    (gamma_s) and each side's answer length; an estimate no longer fed decays back to the prior
+    with half-life `decay_half_life_s`, so a side that stops being chosen cannot stay locked out.
+    `workload` only names the preset workload whose alpha a router served by name uses.
     """
 
     links_file: ConfigPath = field(default_factory=lambda: bundled("links.yaml"))
     preset: str = "paper-table1"
     workload: str = "gsm8k"
     link: str | None = None  # None: the preset's own link
+    measured: ConfigPath | None = None  # outcome rows of the deployed local model (profile)
     live: bool = True
     ewma_weight: float = 0.2  # weight of a new observation
     probe_interval_s: float = 5.0  # how often the RTT to the cloud API is probed (lazily)
     min_transfer_bytes: int = 2048  # bodies smaller than this say nothing about bandwidth
     min_samples: int = 3  # a live estimate replaces the prior once it rests on this many
+    decay_half_life_s: float | None = 60.0  # None: live estimates never decay
 
     def check(self, where: str) -> None:
         if not 0 < self.ewma_weight <= 1:
@@ -152,6 +159,8 @@ class LatencySpec:
             raise ConfigError(f"{where}.probe_interval_s must be > 0")
         if self.min_samples < 1:
             raise ConfigError(f"{where}.min_samples must be >= 1")
+        if self.decay_half_life_s is not None and self.decay_half_life_s <= 0:
+            raise ConfigError(f"{where}.decay_half_life_s must be > 0 (or null: no decay)")
 
 
 @dataclass(frozen=True)
@@ -260,14 +269,15 @@ class ServeConfig:
     app_name: str = "localroute"
     route_prefix: str = "/"
     router: RouterSpec = field(default_factory=lambda: RouterSpec(name="random"))
-    theta: float | None = None  # None: the artifact's calibrated threshold
+    theta: float | None = None  # on p~; None: the artifact's, chosen on val with its alpha
     alpha: float | None = None  # None: the artifact's (chosen on val), else the workload's
     # Hold this share of traffic on the cloud: theta follows the (1 - share) quantile of the
-    # last `target_window` fused scores, within `theta_bounds`, once `target_min_samples` are
-    # in (serve/threshold_tracker.py; per ingress replica). None: theta as configured above.
-    # A theta in the model name (`router-<name>-<theta>`) still overrides it.
+    # last `target_window` load-free fused scores, within `theta_bounds` (null: unbounded, the
+    # default: p~ = p - alpha (T_e - T_s) is not confined to [0, 1]), once `target_min_samples`
+    # are in (localroute.core.live.QuantileTracker; per ingress replica). None: theta as
+    # configured above. A theta in the model name (`router-<name>-<theta>`) still overrides it.
     target_cloud_share: float | None = None
-    theta_bounds: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    theta_bounds: list[float] | None = None
     target_window: int = 200
     target_min_samples: int = 20
     fallback: bool = True  # a failed side falls back to the other one
@@ -295,22 +305,49 @@ class ServeConfig:
     )
 
     def check(self, where: str) -> None:
-        if self.theta is not None and not 0.0 <= self.theta <= 1.0:
-            raise ConfigError(f"{where}.theta must be in [0, 1], got {self.theta}")
-        if self.target_cloud_share is not None and not 0.0 <= self.target_cloud_share <= 1.0:
-            raise ConfigError(
-                f"{where}.target_cloud_share must be in [0, 1], got {self.target_cloud_share}"
-            )
-        bounds = self.theta_bounds
-        if len(bounds) != 2 or not -math.inf < bounds[0] <= bounds[1] < math.inf:
-            raise ConfigError(f"{where}.theta_bounds must be [lo, hi] with lo <= hi, got {bounds}")
-        if self.target_window < 1 or not 1 <= self.target_min_samples <= self.target_window:
-            raise ConfigError(
-                f"{where}: target_window must be >= 1 and target_min_samples in [1, target_window]"
-            )
+        if self.theta is not None and not math.isfinite(self.theta):
+            raise ConfigError(f"{where}.theta must be a finite number, got {self.theta}")
+        from localroute.core.operating_point import TargetShare
+
+        b = self.theta_bounds
+        if b is not None and len(b) != 2:
+            raise ConfigError(f"{where}.theta_bounds must be [lo, hi] with lo <= hi, got {b}")
+        share = 0.0 if self.target_cloud_share is None else self.target_cloud_share
+        TargetShare(
+            share, None if b is None else tuple(b), self.target_window, self.target_min_samples
+        ).check(where)  # the same checks whether or not a target is set
         if self.alpha is not None and self.alpha < 0:
             raise ConfigError(f"{where}.alpha must be >= 0, got {self.alpha}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"{where}.port must be in [0, 65535], got {self.port}")
         if not self.route_prefix.startswith("/"):
             raise ConfigError(f"{where}.route_prefix must start with '/'")
+
+    def target(self):
+        """The target-share rule (localroute.core.operating_point.TargetShare), or None."""
+        from localroute.core.operating_point import TargetShare
+
+        if self.target_cloud_share is None:
+            return None
+        b = self.theta_bounds
+        return TargetShare(
+            self.target_cloud_share,
+            None if b is None else tuple(b),
+            self.target_window,
+            self.target_min_samples,
+        )
+
+    def deployment_latency(self):
+        """The latency model inputs of the deployed models (what train and evaluate choose and
+        replay the operating point on, and the server's prior)."""
+        from localroute.core.operating_point import DeploymentLatency
+
+        lat = self.latency
+        return DeploymentLatency(
+            links_file=str(lat.links_file),
+            preset=lat.preset,
+            link=lat.link,
+            local_max_tokens=self.local.max_new_tokens,
+            cloud_max_tokens=self.cloud.max_tokens,
+            measured=str(lat.measured) if lat.measured else None,
+        )

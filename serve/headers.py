@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from localroute.core.controller import Routed
 from localroute.core.policy import Decision
 
 
@@ -29,7 +30,7 @@ def decision_headers(
     """The decision's terms: p, p~, theta, alpha, T_s (with the local wait), T_e, the switch.
 
     `theta`: where theta came from (`x-localroute-theta-source`: tracker, config, artifact,
-    default or model) and the target-share tracker's state (serve/threshold_tracker.py)."""
+    default or model) and the target-share tracker's state (localroute.core.live)."""
     reason = d.reason
     h = {
         "x-localroute-decision": served,
@@ -51,4 +52,21 @@ def decision_headers(
         h["x-localroute-fallback"] = f"{side}->{served}; {kind}"
         reason = f"fallback to {served}: {side} failed ({kind}); chosen by fusion: {reason}"
     h["x-localroute-reason"] = ascii_header(reason)
+    return h
+
+
+def controller_headers(routed: Routed, tracker=None) -> dict[str, str]:
+    """Where theta came from, the live figures the decision used (the replay takes them back:
+    localroute.core.live.EstimateSnapshot.from_header) and the target tracker's state."""
+    h = {
+        "x-localroute-theta-source": routed.theta_source,
+        "x-localroute-estimates": routed.estimates.to_header(),
+    }
+    if tracker is not None:
+        share = tracker.cloud_share()
+        h["x-localroute-target-cloud-share"] = f"{tracker.target:.6g}"
+        h["x-localroute-tracker-fill"] = f"{tracker.fill}/{tracker.window}"
+        h["x-localroute-tracker-cloud-share"] = "nan" if share is None else f"{share:.6g}"
+        if tracker.clipped:
+            h["x-localroute-tracker-clipped"] = "true"
     return h

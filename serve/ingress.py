@@ -1,18 +1,18 @@
 """The router ingress: an OpenAI-compatible FastAPI deployment that decides local or cloud.
 
 Per request: authenticate, bound and validate (serve/guard.py, serve/protocol.py), resolve the
-model name, score with the router (p), fuse it with the live latency model, the switch cost and
-the local queue's wait (p~, seed 001 eqs. 1-12) against theta (config, artifact, model name, or
-a target cloud share's tracker: serve/threshold_tracker.py). A conversation too long for the
-local window goes to the cloud directly. The chosen side is called (serve/relay.py), falling back
-to the other; the decision is in `x-localroute-*` headers (serve/headers.py), metrics and
-sessions shared by every ingress replica (serve/state.py).
+model name, score with the router (p), and let the route controller decide
+(localroute.core.controller: the operating point, the deployed models' latency model with live
+estimates, the switch cost, the local queue's wait, the context window and a target share's
+tracker; the report's as-deployed replay runs the same controller). The chosen side is called
+(serve/relay.py), falling back to the other; the decision is in `x-localroute-*` headers
+(serve/headers.py), metrics and sessions shared by every ingress replica (serve/state.py).
 """
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
+import math
 import time
 from typing import Any
 
@@ -21,17 +21,18 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from localroute.core.policy import decide_one
+from localroute.core.controller import RequestInputs, RouteController
+from localroute.core.live import LiveEstimates, LocalLoad
+from localroute.core.operating_point import resolve_operating_point
 from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
 from serve.decision import (
     DEFAULT_MODEL,
     UNTRAINED,
-    LiveEstimates,
-    LocalLoad,
     continuation_key,
     estimated_tokens,
     features,
+    model_name_ids,
     prefix_key,
     resolve_model,
     router_batch,
@@ -39,11 +40,10 @@ from serve.decision import (
     words,
 )
 from serve.guard import check_key, hash_key, read_body
-from serve.headers import decision_headers
+from serve.headers import controller_headers, decision_headers
 from serve.protocol import APIError, completion, error_body, model_list, new_id, parse_chat_request
 from serve.relay import Dispatcher, relay
 from serve.state import SharedState
-from serve.threshold_tracker import ThetaControl
 
 __all__ = ["RouterIngress", "hash_key"]
 
@@ -64,6 +64,13 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled %s in %s", type(exc).__name__, request.url.path)
     return JSONResponse(error_body("internal error", "server_error"), status_code=500)
+
+
+def _replica_id() -> str:
+    try:
+        return str(serve.get_replica_context().replica_id.unique_id)
+    except Exception:  # outside a Serve replica
+        return "local"
 
 
 def request_id(request: Request) -> str:
@@ -98,17 +105,26 @@ class RouterIngress:
             self.router = make_router(router_source["name"], **router_source.get("params", {}))
         self.router_name, self.router_source = self.router.name, router_source.get("artifact")
         self.routers = {self.router_name: self.router}
-        self.theta = float(cfg.theta if cfg.theta is not None else self.router.threshold)
-        # alpha: the config's, else the one the artifact chose with its threshold on its
-        # validation split, else (a router by name) its workload's (serve.app.workload_alpha)
-        trained = self.router.alpha if router_source.get("artifact") else router_source["alpha"]
-        self.alpha = float(cfg.alpha if cfg.alpha is not None else trained)
-        self.thetas = ThetaControl.from_config(cfg, self.theta, self.router_name, router_source)
-        self.prior = latency_prior
+        # One operating point, one precedence (config > artifact > the preset workload's alpha
+        # for a router served by name), as train and evaluate resolve it.
+        point = resolve_operating_point(
+            self.router if router_source.get("artifact") else None,
+            alpha=cfg.alpha,
+            theta=cfg.theta,
+            target=cfg.target(),
+            workload_alpha=router_source.get("alpha"),
+        )
         lat = cfg.latency
-        self.estimates = LiveEstimates(lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples)
+        estimates = None
+        if lat.live:
+            estimates = LiveEstimates(
+                lat.ewma_weight, lat.min_transfer_bytes, lat.min_samples, lat.decay_half_life_s
+            )
         slots = max(1, cfg.local.deployment.min_replicas) * cfg.local.concurrency
         self.load = LocalLoad(slots, lat.ewma_weight, lat.min_samples)
+        self.controller = RouteController(point, latency_prior, estimates=estimates, load=self.load)
+        self.estimates = estimates
+        self.replica = _replica_id()
         self.shared = SharedState(state, cfg.sessions.max_sessions, cfg.sessions.ttl_s)
         self.metrics = self.shared.metrics
         self.key_hashes = list(key_hashes)
@@ -140,16 +156,13 @@ class RouterIngress:
             scores = router.score(batch)
         return float(scores[0])
 
-    def _latency_model(self):
-        return self.estimates.current(self.prior) if self.cfg.latency.live else self.prior
-
     def _background(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def _maybe_probe(self) -> None:
-        if not self.cfg.latency.live:
+        if self.estimates is None:
             return
         now = time.monotonic()
         if now - self.estimates.last_probe < self.cfg.latency.probe_interval_s:
@@ -163,6 +176,11 @@ class RouterIngress:
             self.estimates.observe_rtt(rtt)
 
     def _learn(self, side: str, stats: dict[str, Any]) -> None:
+        """Feed one answer's measurements to the live estimates. An answer cut by its
+        max_tokens says nothing about how long an answer is, so its length is not counted."""
+        if self.estimates is None:
+            return
+        tokens = stats.get("tokens_out") if stats.get("finish_reason") != "length" else None
         if side == "local":
             self.estimates.observe_local(
                 stats.get("tokens_in"),
@@ -170,8 +188,11 @@ class RouterIngress:
                 stats.get("tokens_out"),
                 stats.get("decode_s"),
             )
-        elif stats.get("bytes") and stats.get("transfer_s"):
-            self.estimates.observe_transfer(stats["bytes"], stats["transfer_s"])
+            if tokens is None:
+                return
+            self.estimates.local_tokens.update(float(tokens))
+        else:
+            self.estimates.observe_cloud(stats.get("bytes"), stats.get("transfer_s"), tokens)
 
     async def _local_info(self, timeout_s: float) -> dict[str, Any]:
         """The local deployment's `info()`; its context window replaces the build-time one."""
@@ -191,7 +212,9 @@ class RouterIngress:
                 await asyncio.sleep(1.0)
 
     async def _decide(self, request: Request, req, route, router) -> tuple:
-        """(Decision, features, fits the local window?, theta's source and tracker headers)"""
+        """(Routed, features, theta headers): the router's p, the conversation's last side and
+        whether it fits the local window, decided by the controller (the report's replay runs
+        the same controller)."""
         feats = features(req.messages)
         task = request.headers.get("x-localroute-task") or self.cfg.router.default_task
         p = await self._score(router, router_batch(feats, task))
@@ -200,43 +223,33 @@ class RouterIngress:
         prev = None
         if sid or len(req.messages) > 1:
             prev = await self.shared.session(key, shared_first=bool(sid))
-        model = self._latency_model()
-        service_s = model.t_local(float(feats.prompt_words))  # one local request, modelled
-        # RouteLLM's `router-<name>-<theta>` means theta on the calibrated p alone; the latency
-        # term applies there only with an explicit `-alpha<a>`, and is reported beside it.
-        named_theta = route.theta is not None and route.alpha is None
-        alpha = 0.0 if named_theta else (self.alpha if route.alpha is None else route.alpha)
-        theta, src = self.thetas.theta(route)
-        decision = decide_one(
+        window_task = self._window_task
+        if self.local_window is None and window_task is not None and not window_task.done():
+            await asyncio.wait({window_task}, timeout=0.5)  # the first requests: a short wait
+        need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
+        fits = not (self.local_window and need > self.local_window)
+        steer = route.theta is None and route.router == self.router_name
+        inputs = RequestInputs(
             p,
-            theta,
-            alpha,
             feats.prompt_words,
             feats.context_words,
             prev[0] if prev else None,
-            model,
-            local_wait_s=self.load.wait_s(service_s),
+            req.max_tokens,
+            fits,
         )
-        if named_theta:
-            shift = self.alpha * (decision.t_cloud - decision.t_local)
-            decision = dataclasses.replace(
-                decision,
-                reason=f"{decision.reason}; theta from the model name applies to p alone "
-                f"(latency term alpha (T_e-T_s) = {shift:+.3f} not applied)",
+        routed = self.controller.decide(inputs, theta=route.theta, alpha=route.alpha, steer=steer)
+        tracker = self.controller.tracker
+        if steer and tracker is not None:
+            theta, _ = self.controller.theta()
+            share = tracker.cloud_share()
+            self.metrics.tracker_state(
+                self.replica,
+                theta,
+                tracker.fill,
+                math.nan if share is None else share,
+                tracker.target,
             )
-        task = self._window_task
-        if self.local_window is None and task is not None and not task.done():
-            await asyncio.wait({task}, timeout=0.5)  # the first requests: a short wait for it
-        need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
-        fits = not (self.local_window and need > self.local_window)
-        if not fits:
-            decision = dataclasses.replace(
-                decision,
-                side="cloud",
-                reason=f"~{need} tokens exceed the local context window of {self.local_window}: "
-                f"cloud, no local attempt (fusion: {decision.reason})",
-            )
-        return decision, feats, fits, self.thetas.observe(route, decision, src, self.metrics)
+        return routed, feats, controller_headers(routed, tracker)
 
     # ------------------------------------------------------------------ routes
 
@@ -247,10 +260,10 @@ class RouterIngress:
             "status": "ok",
             "replica": serve.get_replica_context().replica_id.unique_id,
             "router": self.router_name,
-            "theta": self.theta,
-            "alpha": self.alpha,
+            "degenerate": self.router.info.get("degenerate"),
+            **self.controller.state(),
             "models": self.model_names,
-            "estimates": self.estimates.snapshot(),
+            "estimates": self.estimates.raw() if self.estimates is not None else None,
             "local_queue": {"inflight": self.load.inflight, "slots": self.load.slots},
             "local_context_window": self.local_window,
             "sessions": await self.shared.n_sessions(),
@@ -287,8 +300,7 @@ class RouterIngress:
         except APIError as exc:
             return self._error("models", exc)
         self.metrics.request("models", 200)
-        ids = [DEFAULT_MODEL, f"router-{self.router_name}-{self.theta:g}"]
-        ids += [f"router-{n}-{self.theta:g}" for n in UNTRAINED if n != self.router_name]
+        ids = [DEFAULT_MODEL, *model_name_ids(self.router, UNTRAINED)]
         return JSONResponse(model_list(ids, self.router, router_source=self.router_source))
 
     def _error(self, route: str, exc: APIError) -> Response:
@@ -308,7 +320,7 @@ class RouterIngress:
                 max_tokens_limit=self.cfg.limits.max_tokens,
             )
             route = resolve_model(req.model, self.router_name)
-            decision, feats, fits, theta_info = await self._decide(
+            routed, feats, theta_info = await self._decide(
                 request, req, route, self._router(route.router)
             )
         except APIError as exc:
@@ -318,7 +330,7 @@ class RouterIngress:
         ctx = {
             "rid": rid,
             "req": req,
-            "decision": decision,
+            "decision": routed.decision,
             "router": route.router,
             "sid": request.headers.get(self.cfg.sessions.header),
             "feats": feats,
@@ -326,7 +338,7 @@ class RouterIngress:
             "t0": t0,
         }
         # A conversation too long for the local window is never sent there, not even to fall back.
-        order = self.dispatch.order(decision.side, fallback=fits)
+        order = self.dispatch.order(routed.decision.side, fallback=routed.decision.fits_local)
         if req.stream:
             return await self._chat_stream(ctx, order)
         return await self._chat_unary(ctx, order)

@@ -7,8 +7,8 @@ into one registry for all replicas, so `GET /metrics` is monotonic whichever rep
 and through `ray.util.metrics`, which Ray exports on every node's metrics endpoint (scrape that
 in a cluster; the Grafana dashboard in cluster/grafana/ reads either).
 
-Gauges (the target-share tracker's theta, window fill and observed cloud share, serve/
-threshold_tracker.py) are set, not summed: they carry a `replica` label, one series per replica.
+Gauges (the target-share tracker's theta, window fill and observed cloud share,
+localroute.core.live) are set, not summed: they carry a `replica` label, one series per replica.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from localroute.core.live import LocalLoad
 from serve.cloud_client import CloudClient
 from serve.config import ServeConfig
-from serve.decision import LocalLoad
 from serve.protocol import SSE_DONE, APIError, chunk, error_body, sse
 
 log = logging.getLogger("ray.serve")

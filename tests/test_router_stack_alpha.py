@@ -133,21 +133,27 @@ def test_holdout_source_trains_on_the_others(shipped, tmp_path):
     assert (tmp_path / "reliability.png").stat().st_size > 5_000
 
 
-def test_evaluate_fuses_the_learned_router_at_its_artifact_alpha():
-    """The pair's configured alpha wins; else the artifact's (learned); else Table I's."""
-    from pipelines.evaluate.config import PairSpec
+def test_evaluate_resolves_alpha_by_the_one_precedence(small_build, artifact):
+    """Every router of a pair (baselines too) gets one alpha: the pair's configured alpha,
+    else the artifact's (chosen on val), else Table I's; on the real evaluation context."""
+    from pipelines.evaluate.config import EvaluateConfig, PairSpec
+    from pipelines.evaluate.context import load_artifact, make_context
     from pipelines.evaluate.experiments import resolve_alpha
 
-    table1 = SimpleNamespace(workloads={"gsm8k": SimpleNamespace(alpha=0.05)})
-    ctx = SimpleNamespace(
-        artifact=SimpleNamespace(router=SimpleNamespace(alpha=0.02)), table1=table1
-    )
+    art = load_artifact(artifact)
+    art.router.alpha = 0.02  # as an artifact whose val split chose 0.02 would say
+    ev = EvaluateConfig()
+    ctx = make_context(ev, 7, small_build, None, lambda *_: None, artifact=art)
     unset = PairSpec("p", "routellm_gsm8k", "a", "b")
-    assert resolve_alpha(ctx, unset, "learned")[0] == 0.02
-    assert resolve_alpha(ctx, unset, "random") == (0.05, "seed 001 Table I")
+    assert resolve_alpha(ctx, unset) == (0.02, "router artifact (chosen on its validation split)")
     explicit = PairSpec("p", "routellm_gsm8k", "a", "b", 0.1)
-    assert resolve_alpha(ctx, explicit, "learned")[0] == 0.1
-    assert resolve_alpha(SimpleNamespace(artifact=None, table1=None), unset, "learned")[0] == 0.0
+    assert resolve_alpha(ctx, explicit) == (0.1, "config (the pair's alpha)")
+    bare = make_context(ev, 7, small_build, None, lambda *_: None, artifact=None)
+    assert resolve_alpha(bare, unset) == (0.05, "seed 001 Table I")  # GSM8K's Table I alpha
+    assert resolve_alpha(bare, PairSpec("p", "routellm_mmlu", "a", "b")) == (
+        0.03,
+        "seed 001 Table I",
+    )
 
 
 def test_gbt_task_feature_round_trips_and_serves_without_a_task(split, tmp_path):

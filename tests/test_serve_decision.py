@@ -11,15 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from localroute.core.live import LiveEstimates, LocalLoad
+from localroute.core.policy import decide_one
 from localroute.core.profiles import load_latency_model
 from localroute.errors import ConfigError
 from serve.config import CloudModelConfig, ServeConfig
 from serve.decision import (
-    LiveEstimates,
     Route,
     SessionStore,
     continuation_key,
-    decide_one,
     features,
     prefix_key,
     resolve_model,
@@ -117,14 +117,23 @@ def test_fusion_matches_eq11_and_switch_cost(prior) -> None:
     # Single turn: p~ = p - alpha (T_e - T_s), local when p~ <= theta.
     d = decide_one(0.6, 0.5, 0.05, 10, 0, None, prior)
     assert d.t_local == pytest.approx(0.04 * 10 + 0.04 * 136.3)
-    assert d.fused == pytest.approx(0.6 - 0.05 * (d.t_cloud - d.t_local))
-    assert d.side == ("local" if d.fused <= 0.5 else "cloud")
+    # Table I's GSM8K, 5G-free preset link: T_e = 0.02 (10 + 460.1) + (10 + 460.1) / 2e7 + 0.02
+    t_e = 0.02 * (10 + 460.1) + (10 + 460.1) / 2e7 + 0.02
+    assert d.t_cloud == pytest.approx(t_e)
+    assert d.fused == pytest.approx(0.6 - 0.05 * (t_e - (0.4 + 0.04 * 136.3)))
+    assert d.fused == pytest.approx(0.6 - 0.05 * (9.422 - 5.852), abs=1e-3)  # 0.4215
+    assert d.side == "local"  # 0.4215 <= 0.5
     # After a cloud turn, going local re-prefills the context: T_s grows by gamma_s * C_t.
     stay = decide_one(0.6, 0.5, 0.05, 10, 500, "local", prior)
     switch = decide_one(0.6, 0.5, 0.05, 10, 500, "cloud", prior)
     assert switch.t_local - stay.t_local == pytest.approx(0.04 * 500)
     assert switch.fused > stay.fused  # the switch cost pulls towards staying in the cloud
-    assert "switch from cloud" in switch.reason or "stays on cloud" in switch.reason
+    assert switch.side == "cloud" and switch.reason.endswith("; stays on cloud")
+    assert stay.side == "local" and stay.reason.endswith("; stays on local")
+    moved = decide_one(0.0, 0.5, 0.0, 10, 500, "cloud", prior)  # p 0: local despite the switch
+    assert (
+        moved.side == "local" and "switch from cloud: re-prefill 500 context words" in moved.reason
+    )
     # alpha = 0: the router alone decides.
     assert decide_one(0.51, 0.5, 0.0, 10, 0, None, prior).side == "cloud"
     assert decide_one(0.49, 0.5, 0.0, 10, 0, None, prior).side == "local"
@@ -156,29 +165,6 @@ def test_nan_fused_goes_to_cloud(prior) -> None:
     assert d.side == "cloud" and "NaN" in d.reason
 
 
-def test_live_estimates_replace_the_prior(prior) -> None:
-    est = LiveEstimates(weight=0.5, min_transfer_bytes=100)
-    assert est.model(prior) is prior  # nothing measured yet
-    est.observe_rtt(0.1)
-    est.observe_rtt(0.3)
-    assert est.rtt_s.value == pytest.approx(0.2)
-    est.observe_transfer(50, 0.001)  # too small to say anything about bandwidth
-    assert est.cloud_bytes_s.value is None
-    est.observe_transfer(4000, 0.01)  # 400 kB/s = 100k tokens/s at 4 bytes/token
-    est.observe_local(tokens_in=100, ttft_s=0.1, tokens_out=11, decode_s=0.2)
-    live = est.model(prior)
-    assert live.link.overhead_s == pytest.approx(0.2)
-    assert live.link.bandwidth_tokens_s == pytest.approx(4000 / 0.01 / 4.0)
-    assert live.local.decode == pytest.approx(0.02) and live.local.prefill == pytest.approx(0.001)
-    assert live.cloud == prior.cloud  # the cloud's compute time is not measured here
-    assert float(live.t_local(10)) < float(prior.t_local(10))
-    assert est.current(prior) == live
-    cached = est.current(prior)
-    assert est.current(prior) is cached  # no new observation: no recomputation
-    est.observe_rtt(0.2)
-    assert est.current(prior) is not cached
-
-
 def test_sessions_by_prefix_hash_and_lru() -> None:
     msgs = [{"role": "user", "content": "hi"}]
     store = SessionStore(max_sessions=2, ttl_s=60)
@@ -201,7 +187,7 @@ def test_serve_section_validates(tmp_path: Path) -> None:
     assert isinstance(s, ServeConfig) and s.theta == 0.3 and s.cloud.retries == 2
     assert s.local.deployment.max_ongoing_requests == 16  # explicit, not Serve's default of 5
     for text, field in [
-        ("serve:\n  theta: 2\n", "serve.theta"),
+        ("serve:\n  theta: .nan\n", "serve.theta"),
         ("serve:\n  router: {name: random, artifact: x}\n", "serve.router"),
         ("serve:\n  cloud: {base_url: ftp://x}\n", "serve.cloud.base_url"),
         ("serve:\n  backpressure: {status_code: 500}\n", "serve.backpressure.status_code"),
@@ -231,7 +217,14 @@ def test_a_router_by_name_weighs_latency_with_its_workloads_alpha(tmp_path: Path
 
     assert workload_alpha(cfg("mmlu"), tmp_path) == 0.03
     assert workload_alpha(cfg("gsm8k"), tmp_path) == 0.05
-    assert workload_alpha(cfg("mt-bench-101", alpha=0.2), tmp_path) == 0.2
+    # the config's alpha takes precedence (core.operating_point): no workload alpha is needed
+    assert workload_alpha(cfg("mt-bench-101", alpha=0.2), tmp_path) is None
+    from localroute.core.operating_point import resolve_operating_point
+
+    point = resolve_operating_point(None, alpha=0.2, workload_alpha=0.05)
+    assert (point.alpha, point.alpha_from) == (0.2, "config")
+    point = resolve_operating_point(None, workload_alpha=0.05)
+    assert (point.alpha, point.alpha_from) == (0.05, "latency preset workload")
     with pytest.raises(ConfigError, match=r"serve\.alpha: workload 'mt-bench-101'"):
         workload_alpha(cfg("mt-bench-101"), tmp_path)
 
@@ -356,7 +349,7 @@ def test_cloud_deadline_covers_the_whole_request() -> None:
 
 
 def test_local_queue_wait_and_estimates_floor() -> None:
-    from serve.decision import LocalLoad, estimated_tokens
+    from serve.decision import estimated_tokens
 
     load = LocalLoad(slots=2, weight=0.5, min_samples=2)
     assert load.wait_s(4.0) == 0.0
@@ -371,18 +364,21 @@ def test_local_queue_wait_and_estimates_floor() -> None:
     load.started()
     load.started()
     assert load.wait_s(4.0) == pytest.approx(2 / 2 * 1.0)  # measured service time now
-    est = LiveEstimates(weight=0.5, min_transfer_bytes=1, min_samples=3)
+    est = LiveEstimates(weight=0.5, min_transfer_bytes=1, min_samples=3, decay_half_life_s=None)
     est.observe_rtt(0.5)
     est.observe_rtt(0.5)
-    assert est.model(PRIOR()) == PRIOR()  # two samples: below the floor, the prior stands
+    assert est.snapshot(PRIOR()).apply(PRIOR()) is PRIOR_MODEL  # below the floor: the prior
     est.observe_rtt(0.5)
-    assert est.model(PRIOR()).link.overhead_s == pytest.approx(0.5)
+    assert est.snapshot(PRIOR()).apply(PRIOR()).link.overhead_s == pytest.approx(0.5)
     msgs = [{"role": "user", "content": "w " * 300}]
     assert estimated_tokens(msgs, 10) >= 400 + 10  # 4/3 tokens per word at least
 
 
+PRIOR_MODEL = load_latency_model(LINKS, "paper-table1", "gsm8k")
+
+
 def PRIOR():
-    return load_latency_model(LINKS, "paper-table1", "gsm8k")
+    return PRIOR_MODEL
 
 
 def test_metrics_replay_sums_replicas() -> None:

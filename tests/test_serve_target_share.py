@@ -1,4 +1,5 @@
-"""A target cloud share that holds on shifted traffic (serve/threshold_tracker.py).
+"""A target cloud share that holds on shifted traffic (localroute.core.live.QuantileTracker,
+steered by localroute.core.controller.RouteController).
 
 Unit tests of the quantile tracker (pure Python), then the real Serve application on 127.0.0.1
 with the official `openai` client: a configured theta of 0.6 that sends ~0% of a shifted
@@ -17,9 +18,12 @@ import openai
 import pytest
 from conftest import stand_in_app
 
-from serve.threshold_tracker import QuantileTracker, ThetaControl
+from localroute.config import bundled
+from localroute.core.live import QuantileTracker
+from localroute.core.profiles import load_latency_model
 
 pytestmark = pytest.mark.timeout(240)
+LINKS = bundled("links.yaml")
 
 KEY = "sk-share-" + "9a8b7c6d"
 ONE = dict(min_replicas=1, max_replicas=1, num_cpus=0.05)
@@ -31,7 +35,7 @@ TARGET, CONFIG_THETA, WINDOW, MIN_FILL, N = 0.3, 0.6, 100, 20, 240
 
 def test_tracker_holds_the_target_on_a_shifted_stream() -> None:
     rng = np.random.default_rng(0)
-    t = QuantileTracker(TARGET, 0.0, 1.0, window=WINDOW, min_fill=MIN_FILL)
+    t = QuantileTracker(TARGET, (0.0, 1.0), window=WINDOW, min_fill=MIN_FILL)
     assert t.theta() is None and t.cloud_share() is None  # not ready: the base theta stands
     sides = []
     for i, score in enumerate(np.concatenate([rng.uniform(0, 0.2, 300), rng.beta(8, 2, 600)])):
@@ -47,7 +51,7 @@ def test_tracker_holds_the_target_on_a_shifted_stream() -> None:
 
 
 def test_tracker_quantile_bounds_and_edges() -> None:
-    t = QuantileTracker(0.3, 0.0, 1.0, window=10, min_fill=5)
+    t = QuantileTracker(0.3, (0.0, 1.0), window=10, min_fill=5)
     for x in range(4):
         t.observe(x / 10)
     assert not t.ready and t.theta() is None
@@ -59,71 +63,59 @@ def test_tracker_quantile_bounds_and_edges() -> None:
     assert t.fill == 10 and t.theta() == pytest.approx(0.7)
     t.observe(math.nan)  # skipped
     assert t.fill == 10 and t.n_seen == 11
-    clipped = QuantileTracker(0.3, 0.2, 0.5, window=10, min_fill=1)
+    clipped = QuantileTracker(0.3, (0.2, 0.5), window=10, min_fill=1)
     for x in range(10):
         clipped.observe(x / 10)
-    assert clipped.theta() == 0.5  # the bounds win
-    everything = QuantileTracker(1.0, -1.0, 1.0, window=4, min_fill=1)
+    assert clipped.theta() == 0.5 and clipped.clipped  # the bounds win, and it says so
+    everything = QuantileTracker(1.0, None, window=4, min_fill=1)
     everything.observe(0.4)
     assert everything.theta() < 0.4  # a 100% target: p~ > theta for every score
-    nothing = QuantileTracker(0.0, 0.0, 1.0, window=4, min_fill=1)
+    nothing = QuantileTracker(0.0, None, window=4, min_fill=1)
     for x in (0.1, 0.9):
         nothing.observe(x)
     assert nothing.theta() == 0.9  # 0%: no score strictly above
     with pytest.raises(ValueError):
         QuantileTracker(1.5)
     with pytest.raises(ValueError):
-        QuantileTracker(0.3, 0.8, 0.2)
+        QuantileTracker(0.3, (0.8, 0.2))
 
 
-def test_theta_sources_and_headers() -> None:
-    from localroute.core.policy import Decision
-    from serve.config import ServeConfig
-    from serve.decision import Route
-    from serve.metrics import Metrics
+def test_theta_sources_and_what_the_tracker_observes() -> None:
+    """Which theta a request gets (config, model name, tracker) and that the tracker sees the
+    load-free p~ of steered requests only, through the controller the server runs."""
+    from localroute.core.controller import RequestInputs, RouteController
+    from localroute.core.live import LocalLoad
+    from localroute.core.operating_point import TargetShare, resolve_operating_point
+    from serve.headers import controller_headers
 
-    cfg = ServeConfig(theta=0.6, target_cloud_share=0.5, target_window=4, target_min_samples=2)
-    ctl = ThetaControl.from_config(cfg, 0.6, "random", {"name": "random"})
-    assert ctl.theta(Route("random")) == (0.6, "config")
-    assert ctl.theta(Route("random", 0.2)) == (0.2, "model")
-    untracked = ThetaControl.from_config(ServeConfig(), 0.5, "mlp", {"artifact": "x"})
-    assert untracked.theta(Route("mlp")) == (0.5, "artifact")
-    assert untracked.observe(Route("mlp"), _d(Decision, 0.3), "artifact") == {
-        "x-localroute-theta-source": "artifact"
-    }
-    m = Metrics(export_ray=False)
-    for fused in (0.1, 0.3):
-        h = ctl.observe(Route("random"), _d(Decision, fused), "config", m)
-    assert ctl.theta(Route("random")) == (0.1, "tracker")
-    assert h["x-localroute-tracker-fill"] == "2/4"
-    assert h["x-localroute-target-cloud-share"] == "0.5"
-    # A model-name theta and another router's requests neither steer nor feed the tracker.
-    ctl.observe(Route("random", 0.2), _d(Decision, 0.9), "model", m)
-    ctl.observe(Route("always-local"), _d(Decision, 0.9), "config", m)
-    assert ctl.tracker.fill == 2
-    # The queue's wait term is taken out of p~ before it is observed.
-    ctl.observe(Route("random"), _d(Decision, 0.9, alpha=0.1, wait=5.0), "tracker", m)
-    assert sorted(ctl.tracker._sorted) == pytest.approx([0.1, 0.3, 0.4])
-    text = m.render().decode()
-    assert 'localroute_tracker_fill{replica="local"} 3.0' in text
-    assert 'localroute_tracker_target{replica="local"} 0.5' in text
-
-
-def _d(Decision, fused: float, alpha: float = 0.0, wait: float = 0.0):
-    return Decision(
-        side="local",
-        p=fused,
-        fused=fused,
-        theta=0.5,
-        alpha=alpha,
-        t_local=1.0,
-        t_cloud=2.0,
-        prev_side=None,
-        reason="",
-        prompt_words=1,
-        context_words=0,
-        local_wait_s=wait,
+    prior = load_latency_model(LINKS, "paper-table1", "gsm8k")
+    target = TargetShare(0.5, None, window=4, min_samples=2)
+    point = resolve_operating_point(None, alpha=0.1, theta=0.6, target=target)
+    assert (point.alpha_from, point.theta_from) == ("config", "config")
+    load = LocalLoad(slots=1)
+    ctl = RouteController(point, prior, load=load)
+    first = ctl.decide(RequestInputs(0.1, 10))
+    assert (first.decision.theta, first.theta_source) == (0.6, "config")
+    named = ctl.decide(RequestInputs(0.9, 10), theta=0.2)  # RouteLLM's name: p alone
+    assert named.theta_source == "model" and named.decision.alpha == 0.0
+    assert named.decision.side == "cloud" and "not applied" in named.decision.reason
+    ctl.decide(RequestInputs(0.9, 10), steer=False)  # another router: not observed
+    assert ctl.tracker.fill == 1
+    ctl.decide(RequestInputs(0.3, 10))
+    theta, src = ctl.theta()
+    assert src == "tracker" and theta == pytest.approx(first.decision.fused_load_free)
+    # A busy local queue: p~ carries the wait, the tracker gets p~ without it.
+    load.started()
+    busy = ctl.decide(RequestInputs(0.5, 10))
+    assert busy.decision.local_wait_s > 0
+    assert busy.decision.fused == pytest.approx(
+        busy.decision.fused_load_free + 0.1 * busy.decision.local_wait_s
     )
+    assert busy.decision.fused_load_free in ctl.tracker._sorted
+    h = controller_headers(busy, ctl.tracker)
+    assert h["x-localroute-theta-source"] == "tracker"
+    assert h["x-localroute-tracker-fill"] == "3/4"
+    assert h["x-localroute-target-cloud-share"] == "0.5"
 
 
 def test_config_fields_validate(tmp_path) -> None:
@@ -235,7 +227,7 @@ def test_a_target_share_holds_on_a_shifted_workload(served) -> None:
     # The configured theta alone would have sent none of this traffic to the cloud.
     assert all(r[2] <= CONFIG_THETA for r in rows)
     # The same stream replayed through the tracker alone decides the same way.
-    t = QuantileTracker(TARGET, 0.05, 0.95, WINDOW, MIN_FILL)
+    t = QuantileTracker(TARGET, (0.05, 0.95), WINDOW, MIN_FILL)
     for _, theta, fused, side in rows:
         expect = t.theta()
         assert (CONFIG_THETA if expect is None else expect) == pytest.approx(theta, abs=1e-5)

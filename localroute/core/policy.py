@@ -88,7 +88,35 @@ def fusion_policy(p: ArrayLike, alpha: float, theta: float) -> Callable[[Any], N
     return policy
 
 
-@dataclass
+def theta_for_share(scores: ArrayLike, share: float, *, presorted: bool = False) -> float:
+    """The one rule for "theta that sends ``share`` of these scores to the cloud", used by
+    training (on validation scores) and by the online tracker (on a window of live ones).
+
+    theta is the k-th smallest score, k = ceil((1 - share) n): at most ``share`` n scores lie
+    strictly above it (cloud, since p~ <= theta goes local). share 1: just below the smallest."""
+    s = scores if presorted else np.sort(as_float(scores)[~np.isnan(as_float(scores))])
+    n = len(s)
+    if n == 0:
+        return math.nan
+    k = math.ceil((1.0 - float(share)) * n - 1e-9)
+    if k <= 0:
+        return float(s[0]) - 1e-9
+    return float(s[min(k, n) - 1])
+
+
+def p_sensitivity(p: ArrayLike, alpha: float, gap: ArrayLike, theta: float) -> float:
+    """The share of decisions that change when p is replaced by its mean at (alpha, theta): near
+    0 means the latency term alone decides (the router's score does not matter there)."""
+    p = as_float(p)
+    if p.size == 0:
+        return math.nan
+    gap = as_float(gap)
+    with_p = decide(p - alpha * gap, theta)
+    without = decide(np.full_like(p, float(np.mean(p))) - alpha * gap, theta)
+    return float(np.mean(with_p != without))
+
+
+@dataclass(frozen=True)
 class Decision:
     """One request's decision and every term behind it (the server's decision headers)."""
 
@@ -97,22 +125,15 @@ class Decision:
     fused: float
     theta: float
     alpha: float
-    t_local: float
+    t_local: float  # T_s including the local queue's wait
     t_cloud: float
     prev_side: str | None
     reason: str
     prompt_words: int = 0
     context_words: int = 0
     local_wait_s: float = 0.0
-
-    @property
-    def switch(self) -> bool:
-        return self.prev_side is not None and self.prev_side != self.side
-
-    @property
-    def latency_shift(self) -> float:
-        """p - p~: how far the latency terms moved the score (reported beside theta)."""
-        return self.p - self.fused
+    fused_load_free: float = math.nan  # p~ without the queue's wait: what a target tracks
+    fits_local: bool = True
 
 
 def decide_one(
@@ -125,23 +146,33 @@ def decide_one(
     model: LatencyModel,
     *,
     local_wait_s: float = 0.0,
+    response_local: float | None = None,
+    response_cloud: float | None = None,
+    fits_local: bool = True,
 ) -> Decision:
-    """Eqs. 6-7 with the switch cost of eq. 1 and the local queue wait, then eqs. 11-12.
+    """Eqs. 6-7 with the switch cost of eq. 1, the local queue wait and per-request answer
+    lengths, then eqs. 11-12; a conversation that does not fit the local context window goes to
+    the cloud whatever p~ says (an input of the rule, reported in the reason).
 
     Going local after a cloud turn re-prefills the context locally (and vice versa): the side
     that did not answer the last turn holds none of its KV cache.
     """
     prompt, context = float(prompt_words), float(context_words)
-    tl = model.t_local(prompt, context, prev_side == "cloud") + float(local_wait_s)
-    tc = model.t_cloud(prompt, context, prev_side == "local")
+    tl0 = model.t_local(prompt, context, prev_side == "cloud", response_tokens=response_local)
+    tc = model.t_cloud(prompt, context, prev_side == "local", response_tokens=response_cloud)
+    tl = tl0 + float(local_wait_s)
     fused = fused_score(float(p), float(alpha), tl, tc)
-    side = side_name(LOCAL if goes_local(fused, theta) else CLOUD)
+    load_free = fused_score(float(p), float(alpha), tl0, tc)
+    local = fits_local and goes_local(fused, theta)
+    side = side_name(LOCAL if local else CLOUD)
     if math.isnan(fused):
         reason = "fused score unknown (NaN): cloud keeps quality"
     else:
-        op = "<=" if side == "local" else ">"
+        op = "<=" if goes_local(fused, theta) else ">"
         reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s"
         reason += f", local wait {local_wait_s:.3f}s)" if local_wait_s else ")"
+    if not fits_local:
+        reason = f"exceeds the local context window: cloud, no local attempt ({reason})"
     if prev_side is not None:
         if prev_side != side:
             reason += f"; switch from {prev_side}: re-prefill {context_words:g} context words"
@@ -160,4 +191,6 @@ def decide_one(
         prompt_words=int(prompt_words),
         context_words=int(context_words),
         local_wait_s=float(local_wait_s),
+        fused_load_free=float(load_free),
+        fits_local=bool(fits_local),
     )

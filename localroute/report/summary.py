@@ -49,7 +49,7 @@ def summary_section(metrics: dict[str, Any]) -> str:
     )
     body = []
     for r in s["rows"]:
-        cls = "learned" if r["policy"].startswith("learned") else "baseline"
+        cls = "learned" if r["policy"].startswith(("learned", "as deployed")) else "baseline"
         name = r["policy"] + (f" ({r['router']})" if r.get("router") else "")
         attrs = f"class={cls} data-pair='{e(r['pair'])}' data-policy='{e(r['policy'])}'"
         if not r["reached"]:
@@ -65,8 +65,10 @@ def summary_section(metrics: dict[str, Any]) -> str:
             + "".join(_cell(f"saved_{k}", saved.get(k), pct) for k, _ in SAVED)
             + "</tr>"
         )
+    transfer = " [transfer: the artifact was not trained for this pair]"
     pairs = "; ".join(
-        f"{e(p['pair'])}: {e(p['local'])} (local) vs {e(p['cloud'])} (cloud), "
+        f"{e(p['pair'])}{transfer if p.get('transfer') else ''}: "
+        f"{e(p['local'])} (local) vs {e(p['cloud'])} (cloud), "
         f"{p['n_test']} test queries, alpha = {fmt(p['alpha'])} /s, matched accuracy "
         f"{fmt(p['quality_target'])}"
         for p in s["pairs"]
@@ -76,7 +78,10 @@ def summary_section(metrics: dict[str, Any]) -> str:
         + artifact_block(metrics.get("artifact"))
         + headline_plot(metrics, s["pairs"])
         + f"<table>{head}{''.join(body)}</table>"
-        + f"<p class=note>Matched accuracy: {e(s.get('matched_accuracy', ''))}. {pairs}. "
+        + "<p class=note>Per pair, the first row is <b>as deployed</b>: the serve config's "
+        "operating point replayed over the test traffic in arrival order through the server's "
+        "own controller (localroute.core.controller), beside random and the oracle at the same "
+        "cloud share. " + f"Matched accuracy: {e(s.get('matched_accuracy', ''))}. {pairs}. "
         "Latency, energy and cost are means per query, modelled from the figures (with their "
         "provenance) listed under each experiment.</p>"
     )

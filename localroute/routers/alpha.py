@@ -1,11 +1,15 @@
 """alpha with a meaning: the fusion weight of seed 001's eq. 11, chosen on the validation split.
 
 p~ = p - alpha (T_e - T_s); a query goes local iff p~ <= theta. alpha converts seconds of latency
-gap into probability, so it is chosen per router and workload, as seed 001 tunes it per dataset:
-on the validation split, over a grid of alphas, the operating point (alpha, theta) with the least
-mean modelled latency among those whose mean quality reaches the quality target (a fraction of
-the way from local-only to cloud-only quality). Every decision goes through
-`localroute.core.sweep` (hence `localroute.core.policy.fused_score`), as evaluate and serve do.
+gap into probability, so it is chosen per router and deployment, as seed 001 tunes it per
+dataset, under the latency model the deployment decides with (`DeploymentLatency`: the serve
+config's preset and link, the deployed models' answer caps and measured per-token times; without
+one, seed 001's Table I for the rows' workload). The objective: over a grid of alphas, the
+operating point (alpha, theta) with the least mean modelled latency among those whose mean
+quality reaches the quality target (a fraction of the way from local-only to cloud-only
+quality); a larger alpha must save more than `latency_slack` of the smaller one's latency to win,
+since every step up in alpha hands more of the decision from p to the latency term. Every
+decision goes through `localroute.core.sweep` (hence `localroute.core.policy.fused_score`).
 
 The artifact stores `alpha` beside `threshold` (router.json), and info["alpha"] records the
 latency model, the target and the whole sweep (one row per alpha).
@@ -31,6 +35,7 @@ class AlphaConfig:
     grid: list[float] = field(default_factory=lambda: list(ALPHA_GRID))
     link: str = "5g"  # a profile of links.yaml (evaluate.link's default)
     preset: str = "paper-table1"  # latency_models entry of links.yaml: per-token times
+    latency_slack: float = 0.05  # a larger alpha must cut mean latency by more than this share
 
     def check(self, where: str) -> None:
         from localroute.errors import ConfigError
@@ -46,15 +51,21 @@ def workload_of(source: str) -> str:
     return "mmlu" if "mmlu" in source else "gsm8k" if "gsm8k" in source else "mt-bench-101"
 
 
-def side_times(batch: Batch, source: str | None, cfg: AlphaConfig) -> tuple[np.ndarray, ...]:
-    """(T_s, T_e) per row: eqs. 6-7 of the preset's latency model for each row's workload
-    (the batch's `source` column, else `source`), over cfg.link. Prompt and context in words."""
+def side_times(
+    batch: Batch, source: str | None, cfg: AlphaConfig, deployment=None
+) -> tuple[np.ndarray, ...]:
+    """(T_s, T_e) per row, prompt and context in words: eqs. 6-7 of the deployment's latency
+    model (`DeploymentLatency`) when given, else of cfg.preset for each row's workload (the
+    batch's `source` column, else `source`) over cfg.link."""
     from localroute.config import bundled
     from localroute.core.profiles import load_latency_model
 
     n = n_rows(batch)
     lp = np.asarray(batch.get("prompt_words", np.zeros(n)), np.float64)
     ct = np.asarray(batch.get("context_words", np.zeros(n)), np.float64)
+    if deployment is not None:
+        model = deployment.prior()
+        return np.asarray(model.t_local(lp, ct), float), np.asarray(model.t_cloud(lp, ct), float)
     rows_source = (
         np.asarray(batch["source"], dtype=object)
         if "source" in batch
@@ -90,8 +101,10 @@ def alpha_sweep(
     t_cloud: np.ndarray,
     fraction: float,
     grid=ALPHA_GRID,
+    slack: float = 0.05,
 ) -> AlphaChoice:
-    """Per alpha, the least-latency operating point reaching the quality target; the best."""
+    """Per alpha, the least-latency operating point reaching the quality target; the best, a
+    larger alpha winning only by more than `slack` of the latency (ascending alphas)."""
     from localroute.core.sweep import at_target, sweep
 
     target = quality_target(q_local, q_cloud, fraction)
@@ -107,8 +120,8 @@ def alpha_sweep(
                 cloud_share=point["cloud_share"],
                 quality=point["quality"],
             )
-            # ties (within a millisecond) go to the smaller alpha: the router's own ranking
-            if best is None or point["latency_s"] < best["latency_s"] - 1e-3:
+            # near-ties go to the smaller alpha: the router's own ranking decides more there
+            if best is None or point["latency_s"] < best["latency_s"] * (1 - slack) - 1e-3:
                 best = row
         rows.append(row)
     if best is None:  # nothing reaches the target: all cloud at alpha 0
@@ -116,13 +129,18 @@ def alpha_sweep(
     return AlphaChoice(float(best["alpha"]), float(best["theta"]), target, rows)
 
 
-def choose_alpha(router, val: Batch, cfg: AlphaConfig) -> dict[str, Any]:
-    """Set router.alpha and router.threshold (theta of the fused score) from `val`."""
+def choose_alpha(router, val: Batch, cfg: AlphaConfig, deployment=None) -> dict[str, Any]:
+    """Set router.alpha and router.threshold (theta of the fused score) from `val`, under the
+    deployment's latency model when given (what the server will decide with)."""
+    from localroute.core.policy import p_sensitivity
+
     p = router.score(val)
-    t_local, t_cloud = side_times(val, router.info.get("source"), cfg)
+    t_local, t_cloud = side_times(val, router.info.get("source"), cfg, deployment)
     ql = np.asarray(val["q_local"], np.float64)
     qc = np.asarray(val["q_cloud"], np.float64)
-    choice = alpha_sweep(p, ql, qc, t_local, t_cloud, cfg.quality_target, cfg.grid)
+    choice = alpha_sweep(
+        p, ql, qc, t_local, t_cloud, cfg.quality_target, cfg.grid, cfg.latency_slack
+    )
     p_threshold = router.threshold  # the calibration's, on p alone (alpha 0)
     router.alpha = choice.alpha
     theta = choice.theta if np.isfinite(choice.theta) else -1.0  # -1: every query to the cloud
@@ -132,12 +150,18 @@ def choose_alpha(router, val: Batch, cfg: AlphaConfig) -> dict[str, Any]:
         "alpha": choice.alpha,
         "theta": router.threshold,
         "chosen_on": f"validation split ({n_rows(val)} rows)",
-        "rule": "least mean modelled latency reaching the quality target",
+        "rule": "least mean modelled latency reaching the quality target (a larger alpha wins "
+        f"only by more than {cfg.latency_slack:.0%} of the latency)",
+        # the share of val decisions that change when p is replaced by its mean: ~0 means the
+        # latency term alone decides at this point
+        "p_sensitivity": p_sensitivity(p, choice.alpha, t_cloud - t_local, router.threshold),
         "quality_target_fraction": cfg.quality_target,
         "quality_target": choice.target,
         # theta is on p - alpha (T_e - T_s) under this latency model: a server computing the
         # gap with another model (workload, link) moves every query's p~, so theta with it
-        "latency_model": {
+        "latency_model": deployment.describe()
+        if deployment is not None
+        else {
             "preset": cfg.preset,
             "link": cfg.link,
             "workloads": sorted({workload_of(s) for s in sources}),

@@ -113,10 +113,6 @@ class Router(abc.ABC):
             raise RouterError(f"{self.name}: {raw.shape[0]} scores for {n} rows")
         return np.round(raw, 9)
 
-    def decide(self, batch: Batch) -> np.ndarray:
-        """True where the query goes to the cloud, at the calibrated threshold."""
-        return self.score(batch) > self.threshold
-
     def warn_once(self, key: str, message: str) -> None:
         """Log `message` once per router and record it under info["warnings"][key]."""
         warnings = self.info.setdefault("warnings", {})

@@ -13,13 +13,11 @@ from localroute.metrics import quality_vs_cloud_share
 
 
 def threshold_for_cloud_share(p: np.ndarray, share: float) -> float:
-    """p > threshold goes to the cloud for about `share` of the split's queries."""
-    p = np.asarray(p, float)
-    if share <= 0:
-        return float(np.max(p))
-    if share >= 1:
-        return float(np.min(p)) - 1e-12
-    return float(np.quantile(p, 1.0 - share))
+    """p > threshold goes to the cloud for at most `share` of the split's queries: the one
+    quantile rule training and the online tracker share (core.policy.theta_for_share)."""
+    from localroute.core.policy import theta_for_share
+
+    return theta_for_share(p, min(max(float(share), 0.0), 1.0))
 
 
 def threshold_for_quality(p, q_local, q_cloud, target: float) -> tuple[float, float]:

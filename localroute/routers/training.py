@@ -130,13 +130,43 @@ def calibrate_probabilities(router, held: Batch | None, on: str) -> dict[str, An
             "method": "identity",
             "why": "uncalibrated: too few held-out rows of both labels",
         }
+        router.info["degenerate"] = "too few held-out rows of both labels to tell whether it "
+        router.info["degenerate"] += "beats random; its p is uncalibrated"
         return router.info["calibrator"]
     labels = np.asarray(held["label"], np.float64)
     raw = router.uncalibrated(held)
     router.calibrator = fit_calibrator(raw, labels, method)
     report = calibration_report(raw, router.calibrator(raw), labels)
     router.info["calibrator"] = {**router.calibrator.to_dict(), "on": on, **report}
+    flag_degenerate(router, raw, labels, on)
     return router.info["calibrator"]
+
+
+def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
+    """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
+    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), too few rows to tell included. Its p is
+    then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
+    from localroute.metrics import roc_auc
+
+    y = np.asarray(labels, np.float64)
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+    auc = roc_auc(y, raw) if n1 and n0 else float("nan")
+    if np.isfinite(auc):
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+        se = float(np.sqrt(max(var, 0.0)))
+    else:
+        se = float("nan")
+    if np.isfinite(auc) and auc - 2 * se > 0.5:
+        router.info.pop("degenerate", None)
+        return None
+    why = (
+        f"held-out AUC {auc:.3f} +/- {se:.3f} on {n1 + n0} rows of the {on} does not beat "
+        "random (0.5) with confidence: its p carries (almost) no ranking, so the latency term "
+        "alone decides"
+    )
+    router.info["degenerate"] = why
+    return why
 
 
 def _usable(split: Batch | None) -> bool:
@@ -209,12 +239,12 @@ def _loop(config: dict[str, Any]) -> None:
     import torch
 
     from localroute.metrics import roc_auc
+    from localroute.routers.step import device_inputs, make_optimiser, train_step, weighted_loss
 
     router = config["router"]
     tcfg: TrainConfig = config["train"]
     module, tokenizer = router.build()
-    params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tcfg.lr)
+    opt = make_optimiser(module, tcfg.lr)
     start, best, stale = 0, -1.0, 0
     ckpt = ray.train.get_checkpoint()
     if ckpt:
@@ -228,12 +258,7 @@ def _loop(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     shard = ray.train.get_dataset_shard("train")
     val = config["val"]
-    pos = float(config["pos_rate"])
-    weight = torch.tensor((1 - pos) / max(pos, 1e-3), device=device)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=weight)
-
-    def inputs(batch) -> dict:
-        return {k: v.to(device) for k, v in router.encode(tokenizer, batch).items()}
+    loss_fn = weighted_loss(float(config["pos_rate"]), device)
 
     for epoch in range(start, tcfg.epochs):
         marker = config.get("fail_once_marker")
@@ -248,20 +273,14 @@ def _loop(config: dict[str, Any]) -> None:
                 Path(marker).write_text("killed")
                 time.sleep(3)
                 os._exit(1)
-            logits = model(**inputs(batch))
-            # a copy: Ray Data hands read-only arrays, which torch.as_tensor would warn about
-            target = torch.tensor(np.array(batch["label"]), dtype=torch.float32, device=device)
-            loss = loss_fn(logits, target)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
+            losses.append(train_step(router, model, tokenizer, batch, opt, loss_fn, device))
         model.eval()
         scores = []
         with torch.no_grad():
             for i in range(0, len(val["text"]), 64):
                 part = {k: v[i : i + 64] for k, v in val.items()}
-                scores.append(torch.sigmoid(model(**inputs(part))).float().cpu().numpy())
+                logits = model(**device_inputs(router, tokenizer, part, device))
+                scores.append(torch.sigmoid(logits).float().cpu().numpy())
         auc = float(roc_auc(val["label"], np.concatenate(scores)))
         improved = auc > best + 1e-4
         best, stale = (auc, 0) if improved else (best, stale + 1)

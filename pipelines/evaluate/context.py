@@ -84,6 +84,7 @@ class EvalContext:
     catalogue: dict[str, dict[str, Any]]
     artifact: RouterArtifact | None
     router_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deployed: Any = None  # pipelines.evaluate.deployed.DeployedSpec: what serve deploys
     log: Log = print
     notes: list[str] = field(default_factory=list)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # experiment key -> notes
@@ -132,6 +133,7 @@ def make_context(
     log: Log,
     artifact: RouterArtifact | None = None,
     router_params: dict[str, dict[str, Any]] | None = None,
+    deployed: Any = None,
 ) -> EvalContext:
     from localroute.core.measured import load_measured, measured_outcomes
     from localroute.core.prices import load_prices
@@ -173,5 +175,6 @@ def make_context(
         catalogue=_catalogue(data_dir, sorted(available)),
         artifact=artifact,
         router_params=dict(router_params or {}),
+        deployed=deployed,
         log=log,
     )

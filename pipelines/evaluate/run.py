@@ -20,6 +20,7 @@ import numpy as np
 from localroute.errors import ConfigError
 from pipelines.evaluate.config import EvaluateConfig
 from pipelines.evaluate.context import EvalContext, RouterArtifact, load_artifact, make_context
+from pipelines.evaluate.deployed import DeployedSpec
 from pipelines.evaluate.experiments import all_experiments
 from pipelines.evaluate.pairs import PairTables
 from pipelines.evaluate.scoring import LEARNED
@@ -115,6 +116,7 @@ def run_evaluate(
         log,
         artifact=art,
         router_params=dict(cfg.routers.params),
+        deployed=DeployedSpec.from_serve(getattr(cfg, "serve", None)),
     )
     metrics = _header(ctx)
     tables = PairTables(ctx)

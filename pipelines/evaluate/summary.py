@@ -1,9 +1,12 @@
-"""The at-a-glance summary: per fusion pair, one line per policy at matched accuracy.
+"""The at-a-glance summary: per fusion pair, the deployed operating point first, then one line
+per policy at matched accuracy.
 
 Built from the experiments' own entries (nothing recomputed), so every number it shows is one
-metrics.json already holds elsewhere: cloud-only and local-only are the pair's baselines, each
-router + fusion is its ``matched`` point (the least cloud share reaching cloud-only accuracy minus
-``accuracy_tolerance``, at the pair's alpha).
+metrics.json already holds elsewhere: first the pair's ``as_deployed`` rows (the serve config's
+operating point replayed through the server's controller, beside random and the oracle at the
+same cloud share); then cloud-only and local-only, and each router + fusion at its ``matched``
+point (the least cloud share reaching cloud-only accuracy minus ``accuracy_tolerance``, at the
+pair's alpha).
 """
 
 from __future__ import annotations
@@ -47,11 +50,22 @@ def summarise(metrics: dict[str, Any]) -> dict[str, Any]:
                     "local": pair["local"],
                     "cloud": pair["cloud"],
                     "alpha": pair["alpha"],
+                    "transfer": bool(pair.get("transfer")),
                     "n_test": pair["n_test"],
                     "quality_target": any_matched.get("quality_target"),
                 }
             )
             cloud, local = base["cloud_only"], base["local_only"]
+            deployed = pair.get("as_deployed") or {}
+            for policy, pt in (deployed.get("rows") or {}).items():
+                if policy in ("cloud-only", "local-only"):
+                    continue  # the same figures as the baselines below
+                router = (
+                    pair["routers"].get("learned", {}).get("router")
+                    if policy == "as deployed"
+                    else None
+                )
+                rows.append(_line(label, policy, router, pt, _saved(pt, cloud)))
             rows.append(_line(label, "cloud-only", None, cloud, _saved(cloud, cloud)))
             rows.append(_line(label, "local-only", None, local, _saved(local, cloud)))
             order = sorted(

@@ -14,7 +14,13 @@ from localroute.routers import make_router
 from localroute.routers.calibration import reliability
 from localroute.routers.config import RoutersConfig
 from pipelines.routers.splits import Splits, splits_for
-from pipelines.routers.train import fit_router, random_band, rounded, score_test_split
+from pipelines.routers.train import (
+    deployment_of,
+    fit_router,
+    random_band,
+    rounded,
+    score_test_split,
+)
 
 
 def evaluate_routers(
@@ -37,10 +43,13 @@ def evaluate_routers(
     out.mkdir(parents=True, exist_ok=True)
     wanted = list(dict.fromkeys([*names, "random", "oracle", "task-prior"]))
     metrics, curves, reliab = {}, {}, {}
+    dep = deployment_of(cfg)  # alpha and theta for the deployment the config serves
     for name in wanted:
-        router, fit_metrics = fit_router(name, splits, rcfg, cfg.seed, storage=out / "ray_train")
+        router, fit_metrics = fit_router(
+            name, splits, rcfg, cfg.seed, storage=out / "ray_train", deployment=dep
+        )
         metrics[name] = {
-            **score_test_split(router, splits.test, rcfg.alpha),
+            **score_test_split(router, splits.test, rcfg.alpha, dep),
             "fit": fit_metrics,
             "fit_seconds": router.info["fit_seconds"],
         }

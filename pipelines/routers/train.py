@@ -28,8 +28,10 @@ def fit_router(
     seed: int,
     train_size: int | None = None,
     storage: Path | None = None,
+    deployment=None,
 ) -> tuple[Router, dict]:
-    """Fit, calibrate on val and describe one router; returns it with its fit metrics."""
+    """Fit, calibrate on val and describe one router; returns it with its fit metrics. alpha
+    and theta are chosen under `deployment` (a DeploymentLatency: the models it will serve)."""
     from dataclasses import replace
 
     router = make_router(name, seed=seed, **rcfg.params.get(name, {}))
@@ -49,25 +51,34 @@ def fit_router(
     train = subsample(splits.train, train_size or cap, seed)
     fit_metrics = fit(router, train, splits.val, config=tcfg, calibration=rcfg.calibration)
     if rcfg.alpha is not None and len(splits.val["text"]) and "q_local" in splits.val:
-        choose_alpha(router, splits.val, rcfg.alpha)  # alpha and theta, on val
+        choose_alpha(router, splits.val, rcfg.alpha, deployment)  # alpha and theta, on val
     return router, fit_metrics
 
 
 TARGETS = (0.5, 0.8)  # quality targets: fractions of the way from local-only to cloud-only
 
 
-def score_test_split(router: Router, test: dict, acfg: AlphaConfig | None = None) -> dict:
+def deployment_of(cfg):
+    """The latency inputs of the deployment the run config serves (its `serve:` section), which
+    alpha and theta are chosen for; None without one."""
+    serve = getattr(cfg, "serve", None)
+    return serve.deployment_latency() if serve is not None else None
+
+
+def score_test_split(
+    router: Router, test: dict, acfg: AlphaConfig | None = None, deployment=None
+) -> dict:
     """AUC, APGR, CPT, Brier, ECE on test; the decision at the artifact's (alpha, threshold)
     through localroute.core.policy; and with fusion at the router's alpha, the least cloud share
     reaching each quality target (TARGETS) on test."""
-    from localroute.core.policy import decide, fused_score
+    from localroute.core.policy import decide, fused_score, p_sensitivity
     from localroute.core.sides import CLOUD
     from localroute.core.sweep import at_target, sweep
 
     acfg = acfg or AlphaConfig()
     p = router.score(test)
     report = router_report(p, test["q_local"], test["q_cloud"])
-    t_local, t_cloud = side_times(test, router.info.get("source"), acfg)
+    t_local, t_cloud = side_times(test, router.info.get("source"), acfg, deployment)
     cloud = decide(fused_score(p, router.alpha, t_local, t_cloud), router.threshold) == CLOUD
     ql, qc = np.asarray(test["q_local"], float), np.asarray(test["q_cloud"], float)
     report.update(
@@ -78,6 +89,7 @@ def score_test_split(router: Router, test: dict, acfg: AlphaConfig | None = None
         alpha=router.alpha,
         cloud_share=float(cloud.mean()),
         quality=float(np.where(cloud, qc, ql).mean()),
+        p_sensitivity=p_sensitivity(p, router.alpha, t_cloud - t_local, router.threshold),
     )
     q = {"quality": (ql, qc), "latency_s": (t_local, t_cloud)}
     (curve,) = sweep(p, t_cloud - t_local, q, [router.alpha])
@@ -104,12 +116,15 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         f"   {splits.source}: {len(splits.train['text'])} train / {len(splits.val['text'])} val "
         f"/ {len(splits.test['text'])} test examples for {what}"
     )
-    router, fit_metrics = fit_router(name, splits, rcfg, cfg.seed, storage=out / "ray_train")
+    dep = deployment_of(cfg)
+    router, fit_metrics = fit_router(
+        name, splits, rcfg, cfg.seed, storage=out / "ray_train", deployment=dep
+    )
     metrics = {
         "fit": fit_metrics,
         "calibration": router.info.get("calibration"),
         "alpha": router.info.get("alpha"),
-        "test": score_test_split(router, splits.test, rcfg.alpha),
+        "test": score_test_split(router, splits.test, rcfg.alpha, dep),
         # (mean, std) of a uniform random router's test AUC over 20 seeds: the band to clear
         "random_band": random_band(splits.test),
     }
@@ -122,6 +137,12 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         f"{router.alpha:g}/s and threshold {t['threshold']:.3f} (chosen on val): cloud share "
         f"{t['cloud_share']:.2f}, quality {t['quality']:.3f}"
     )
+    print(
+        f"   p decides {t['p_sensitivity']:.0%} of test decisions at that point (the share that "
+        "changes when p is replaced by its mean; near 0: the latency term alone decides)"
+    )
+    if router.info.get("degenerate"):
+        print(f"   WARNING: router {name} is degenerate: {router.info['degenerate']}")
     band = metrics["random_band"]
     print(f"   random on the same test split: AUC {band[0]:.3f} +/- {band[1]:.3f} (20 seeds)")
     print(f"   calibrated p on test: Brier {rounded(t['brier'])}, ECE {rounded(t['ece'])}")

@@ -52,28 +52,25 @@ def sides_dict(table: PairTable) -> dict[str, Any]:
     return {k: v.to_dict() for k, v in table.sides.items()}
 
 
-def artifact_alpha(ctx: EvalContext) -> float | None:
-    """The learned router's alpha (1/s) as its artifact stores it; None without one."""
-    router = ctx.artifact.router if ctx.artifact is not None else None
-    alpha = getattr(router, "alpha", None)
-    return float(alpha) if isinstance(alpha, int | float) and np.isfinite(alpha) else None
-
-
-def resolve_alpha(ctx: EvalContext, spec: Any, label: str) -> tuple[float, str]:
-    """(alpha, where it comes from) for one router on one pair. Precedence: the pair's alpha in
-    the config, when set; else, for the learned router, its artifact's alpha; else seed 001's
-    Table I alpha of the pair's workload; else 0."""
-    from pipelines.evaluate.scoring import LEARNED
+def resolve_alpha(ctx: EvalContext, spec: Any) -> tuple[float, str]:
+    """(alpha, where it comes from) for every router on one pair, by the one precedence
+    (localroute.core.operating_point): the pair's alpha in the config, else the router
+    artifact's (chosen on its validation split), else seed 001's Table I alpha of the pair's
+    workload, else 0. Baselines get the same alpha as the learned router."""
+    from localroute.core.operating_point import resolve_operating_point
     from pipelines.evaluate.sides import workload_of
 
-    if spec.alpha is not None:
-        return float(spec.alpha), "config (the pair's alpha)"
-    if label == LEARNED and (a := artifact_alpha(ctx)) is not None:
-        return a, "router artifact (chosen on its validation split)"
     wl = ctx.table1.workloads.get(workload_of(spec.source)) if ctx.table1 else None
-    if wl is not None and wl.alpha is not None:
-        return float(wl.alpha), "seed 001 Table I"
-    return 0.0, "none (no fusion)"
+    router = ctx.artifact.router if ctx.artifact is not None else None
+    point = resolve_operating_point(
+        router, alpha=spec.alpha, workload_alpha=wl.alpha if wl is not None else None
+    )
+    named = {
+        "config": "config (the pair's alpha)",
+        "artifact": "router artifact (chosen on its validation split)",
+        "latency preset workload": "seed 001 Table I",
+    }
+    return point.alpha, named.get(point.alpha_from, point.alpha_from)
 
 
 def measured_pairs(ctx: Any, workload: str) -> list[Any]:

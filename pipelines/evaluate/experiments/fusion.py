@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelines.evaluate.config import PairSpec
 from pipelines.evaluate.context import EvalContext
+from pipelines.evaluate.deployed import as_deployed, is_transfer
 from pipelines.evaluate.experiments import resolve_alpha, side_only, sides_dict, targets
 from pipelines.evaluate.pairs import PairTable, PairTables
 
@@ -45,12 +46,12 @@ def pair_result(table: PairTable, ctx: EvalContext) -> dict[str, Any]:
     base = side_only(table)
     goals = targets(ev.targets, base["local_only"]["quality"], base["cloud_only"]["quality"])
     matched = base["cloud_only"]["quality"] - ev.accuracy_tolerance
-    pair_alpha, pair_alpha_from = resolve_alpha(ctx, spec, "")  # the baselines' alpha
+    alpha, alpha_from = resolve_alpha(ctx, spec)  # every router's, baselines included
+    pair_alpha, pair_alpha_from = alpha, alpha_from
     q = table.quantities()
     routers = {}
     for label, s in table.scores.items():
-        alpha, alpha_from = resolve_alpha(ctx, spec, label)
-        curves = sweep(s.p, table.gap, q, sorted({0.0, pair_alpha, alpha}))
+        curves = sweep(s.p, table.gap, q, sorted({0.0, alpha}))
         fused = next(c for c in curves if c.alpha == alpha)  # this router's alpha
         point = at_target(fused, "quality", matched, "cloud_share")
         routers[label] = {
@@ -81,6 +82,8 @@ def pair_result(table: PairTable, ctx: EvalContext) -> dict[str, Any]:
         "source": spec.source,
         "local": spec.local,
         "cloud": spec.cloud,
+        "as_deployed": as_deployed(table, ctx),
+        "transfer": is_transfer(table, ctx),
         "alpha": pair_alpha,
         "alpha_from": pair_alpha_from,
         "n_test": table.n,

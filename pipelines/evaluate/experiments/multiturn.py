@@ -13,7 +13,7 @@ import numpy as np
 
 from pipelines.evaluate.config import PairSpec
 from pipelines.evaluate.context import EvalContext
-from pipelines.evaluate.experiments import artifact_alpha, sides_dict, targets
+from pipelines.evaluate.experiments import resolve_alpha, sides_dict, targets
 from pipelines.evaluate.pairs import PairTable, PairTables
 
 MODES = {"context_aware": True, "context_agnostic": False}
@@ -129,7 +129,7 @@ class MultiTurnExperiment:
             return {"skipped": f"{spec.source} is not in the data build"}
         c = conversations(table)
         routers, base = {}, None
-        alpha = spec.alpha if spec.alpha is not None else (artifact_alpha(ctx) or 0.0)
+        alpha, _ = resolve_alpha(ctx, spec)
         for label, s in table.scores.items():
             thetas = thresholds(s.p, alpha, table, c, ctx.cfg.mtbench_thresholds)
             entry: dict[str, Any] = {"router": s.router, "auc": s.auc}
