@@ -59,6 +59,22 @@ def _profile(cfg, out_dir: Path, con: Console) -> None:
         row.output = str(res.get("written", out_dir / "profile"))
 
 
+def with_measured_local(cfg, profile_dir: Path):
+    """The serve section's latency model takes the local model's measured per-token times from
+    the profile just run (when it wrote rows): train chooses alpha and theta on it, serve uses it
+    as its prior, evaluate replays it."""
+    import dataclasses
+
+    from localroute.config import ConfigPath
+
+    if not any(profile_dir.rglob("*.parquet")):
+        return cfg
+    s = cfg.serve
+    lat = dataclasses.replace(s.latency, measured=ConfigPath(profile_dir))
+    cfg.sections["serve"] = dataclasses.replace(s, latency=lat)
+    return cfg
+
+
 def _train(cfg, data_dir: Path, out_dir: Path, con: Console) -> Path:
     from pipelines.routers import train_one
 
@@ -118,6 +134,7 @@ def run_demo(config_path: str, out: str, verbose: bool = False) -> int:
             with ray_session(cfg.ray, log_to_driver=verbose):
                 _published_quality(data_dir, out_dir, con)
                 _profile(cfg, out_dir, con)
+                cfg = with_measured_local(cfg, out_dir / "profile")
                 artifact = _train(cfg, data_dir, out_dir, con)
                 _evaluate(cfg, out_dir, artifact, con)
                 _serve(cfg, out_dir, artifact, con)

@@ -227,7 +227,6 @@ class RouterIngress:
         if self.local_window is None and window_task is not None and not window_task.done():
             await asyncio.wait({window_task}, timeout=0.5)  # the first requests: a short wait
         need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
-        fits = not (self.local_window and need > self.local_window)
         steer = route.theta is None and route.router == self.router_name
         inputs = RequestInputs(
             p,
@@ -235,7 +234,8 @@ class RouterIngress:
             feats.context_words,
             prev[0] if prev else None,
             req.max_tokens,
-            fits,
+            need,
+            self.local_window,
         )
         routed = self.controller.decide(inputs, theta=route.theta, alpha=route.alpha, steer=steer)
         tracker = self.controller.tracker

@@ -238,6 +238,8 @@ def model_list(ids: list[str], router: Any, router_source: str | None = None) ->
         "router": router.name,
         "artifact": str(router_source) if router_source else None,
         "fingerprint": getattr(router, "fingerprint", None),
+        # why its p carries no ranking, when train found so (None: it beat random on val)
+        "degenerate": (getattr(router, "info", None) or {}).get("degenerate"),
     }
     return {
         "object": "list",

@@ -129,10 +129,11 @@ def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def stand_in_app(name: str, key: str, local_app, **over):
-    """The router app on loopback (route /name) in front of an echo cloud and a scripted local
-    stand-in (`local_app`, a bound serve.echo_local.EchoLocal), with the `random` router unless
-    `over` says otherwise; yields its base URL and shuts everything down after."""
+def stand_in_app(name: str, key: str, local_app, cloud_max_tokens: int = 1024, **over):
+    """The router app on loopback (route /name) in front of an echo cloud (answers capped at
+    `cloud_max_tokens`, what the latency model expects of it) and a scripted local stand-in
+    (`local_app`, a bound serve.echo_local.EchoLocal), with the `random` router unless `over`
+    says otherwise; yields its base URL and shuts everything down after."""
     from ray import serve
 
     from serve.app import start, stop
@@ -146,7 +147,10 @@ def stand_in_app(name: str, key: str, local_app, **over):
         **{"router": RouterSpec(name="random"), **over},
         auth=AuthConfig(api_keys=[key], api_keys_env="LR_TEST_UNSET_KEYS"),
         cloud=CloudModelConfig(
-            base_url=echo.base_url, model="echo-large", api_key_env="LR_TEST_UNSET_CLOUD_KEY"
+            base_url=echo.base_url,
+            model="echo-large",
+            api_key_env="LR_TEST_UNSET_CLOUD_KEY",
+            max_tokens=cloud_max_tokens,
         ),
         access_log=False,
     )

@@ -259,12 +259,30 @@ def test_report_opens_on_a_summary_equal_to_metrics(evaluated: Path, tmp_path: P
     pair = m["fusion_mmlu"]["pairs"]["mixtral-vs-gpt4"]
     mine = {r["policy"]: r for r in rows if r["pair"] == "fusion_mmlu/mixtral-vs-gpt4"}
     assert list(mine) == [
+        "as deployed",
+        "random at the deployed share",
+        "oracle at the deployed share",
         "cloud-only",
         "local-only",
         "learned + fusion",
         "random + fusion",
         "oracle + fusion",
     ]
+    # the first rows: the deployed operating point, replayed through the server's controller
+    dep = pair["as_deployed"]
+    assert dep["operating_point"]["alpha_from"] == "artifact"
+    assert dep["operating_point"]["theta_from"] == "artifact"
+    assert dep["transfer"] is False and pair["transfer"] is False  # trained on this pair
+    share = mine["as deployed"]["cloud_share"]
+    assert share == dep["cloud_share"] == dep["rows"]["as deployed"]["cloud_share"]
+    assert mine["oracle at the deployed share"]["cloud_share"] == pytest.approx(share, abs=1 / 300)
+    # at the same share, the oracle is at least as good as the deployed router, random no better
+    assert mine["oracle at the deployed share"]["quality"] >= mine["as deployed"]["quality"]
+    lo, hi = mine["local-only"]["quality"], mine["cloud-only"]["quality"]
+    rand = mine["random at the deployed share"]["quality"]
+    assert rand == pytest.approx(lo + share * (hi - lo))
+    gsm = m["fusion_gsm8k"]["pairs"]
+    assert all(p["transfer"] for p in gsm.values())  # an MMLU artifact on GSM8K: transfer
     for key in ("quality", "cloud_share", "latency_s", "energy_j", "cost_usd"):
         assert mine["cloud-only"][key] == pair["baselines"]["cloud_only"][key]
         assert mine["local-only"][key] == pair["baselines"]["local_only"][key]

@@ -225,8 +225,21 @@ def test_multi_turn_switch_by_session_header_and_by_prefix(served) -> None:
     ask(c, "router-always-cloud-0.5", turn1, extra_headers={"x-session-id": "conv-a"})
     ask(c, "router-always-local-0.5", turn1, extra_headers={"x-session-id": "conv-b"}, max_tokens=2)
     # (an explicit -alpha: a theta in the model name alone applies to p alone, as in RouteLLM)
-    ha, _ = ask(c, "router-random-0.5-alpha0.05", turn2, extra_headers={"x-session-id": "conv-a"})
-    hb, _ = ask(c, "router-random-0.5-alpha0.05", turn2, extra_headers={"x-session-id": "conv-b"})
+    # (max_tokens bounds both answers, so a live answer-length estimate cannot differ between them)
+    ha, _ = ask(
+        c,
+        "router-random-0.5-alpha0.05",
+        turn2,
+        extra_headers={"x-session-id": "conv-a"},
+        max_tokens=2,
+    )
+    hb, _ = ask(
+        c,
+        "router-random-0.5-alpha0.05",
+        turn2,
+        extra_headers={"x-session-id": "conv-b"},
+        max_tokens=2,
+    )
     assert float(ha["x-localroute-p"]) == float(hb["x-localroute-p"])
     t_cloud_a, t_cloud_b = float(ha["x-localroute-t-cloud"]), float(hb["x-localroute-t-cloud"])
     assert t_cloud_b - t_cloud_a == pytest.approx(0.02 * ctx_words, rel=0.01)  # gamma_e * C_t

@@ -28,14 +28,16 @@ NO_ESTIMATES = EstimateSnapshot()
 @dataclass(frozen=True)
 class RequestInputs:
     """What the controller reads of one request (lengths in whitespace words, as routers are
-    trained); ``fits_local`` False: the conversation exceeds the local context window."""
+    trained); ``tokens_needed`` against ``local_window``: whether the conversation and its
+    reply fit the local model's context window (None: unknown, assumed to fit)."""
 
     p: float
     prompt_words: float
     context_words: float = 0.0
     prev_side: str | None = None
     max_tokens: int | None = None
-    fits_local: bool = True
+    tokens_needed: int | None = None
+    local_window: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class RouteController:
             local_wait_s=wait,
             response_local=lr_local,
             response_cloud=lr_cloud,
-            fits_local=req.fits_local,
+            tokens_needed=req.tokens_needed,
+            local_window=req.local_window,
         )
         if named:
             shift = self.point.alpha * (d.t_cloud - d.t_local)

@@ -233,7 +233,13 @@ class LocalLoad:
 
 class QuantileTracker:
     """theta for a target cloud share: :func:`theta_for_share` over a sliding window of scores,
-    clipped to optional bounds; None until ``min_fill`` scores are in."""
+    clipped to optional bounds; None until ``min_fill`` scores are in.
+
+    The quantile alone holds the share only as well as the window predicts the next requests
+    (a few points off on a few hundred); so the share it aims at is corrected by how far the
+    window's own decisions are from the target (``gain`` x error, a proportional controller
+    over the window): the realised share converges on the target, while a short burst that the
+    queue pushes to the cloud still spills above it for a while (the window is slow)."""
 
     def __init__(
         self,
@@ -241,6 +247,7 @@ class QuantileTracker:
         bounds: tuple[float, float] | None = None,
         window: int = 200,
         min_fill: int = 20,
+        gain: float = 1.0,
     ) -> None:
         if not 0.0 <= target <= 1.0:
             raise ValueError(f"target cloud share must be in [0, 1], got {target}")
@@ -250,6 +257,7 @@ class QuantileTracker:
         self.bounds = None if bounds is None else (float(bounds[0]), float(bounds[1]))
         self.window = max(1, int(window))
         self.min_fill = max(1, min(int(min_fill), self.window))
+        self.gain = float(gain)
         self._order: deque[float] = deque()  # arrival order, to evict the oldest
         self._sorted: list[float] = []
         self._sides: deque[bool] = deque(maxlen=self.window)  # True: cloud
@@ -278,10 +286,20 @@ class QuantileTracker:
                 old = self._order.popleft()
                 del self._sorted[bisect.bisect_left(self._sorted, old)]
 
+    def aim(self) -> float:
+        """The share the quantile aims at: the target, corrected by the window's error."""
+        observed = self.cloud_share()
+        if observed is None or len(self._sides) < self.min_fill:
+            return self.target
+        return min(1.0, max(0.0, self.target + self.gain * (self.target - observed)))
+
+    def _quantile(self) -> float:
+        return theta_for_share(self._sorted, self.aim(), presorted=True)
+
     def theta(self) -> float | None:
         if not self.ready:
             return None
-        q = theta_for_share(self._sorted, self.target, presorted=True)
+        q = self._quantile()
         if self.bounds is not None:
             q = min(self.bounds[1], max(self.bounds[0], q))
         return q
@@ -291,7 +309,7 @@ class QuantileTracker:
         """True when the bounds hold theta away from the quantile (the share cannot hold)."""
         if self.bounds is None or not self.ready:
             return False
-        q = theta_for_share(self._sorted, self.target, presorted=True)
+        q = self._quantile()
         return not self.bounds[0] <= q <= self.bounds[1]
 
     def cloud_share(self) -> float | None:
@@ -301,6 +319,7 @@ class QuantileTracker:
     def state(self) -> dict[str, Any]:
         return {
             "target_cloud_share": self.target,
+            "aim": self.aim(),
             "theta": self.theta(),
             "bounds": None if self.bounds is None else list(self.bounds),
             "clipped": self.clipped,

@@ -148,11 +148,13 @@ def decide_one(
     local_wait_s: float = 0.0,
     response_local: float | None = None,
     response_cloud: float | None = None,
-    fits_local: bool = True,
+    tokens_needed: int | None = None,
+    local_window: int | None = None,
 ) -> Decision:
     """Eqs. 6-7 with the switch cost of eq. 1, the local queue wait and per-request answer
-    lengths, then eqs. 11-12; a conversation that does not fit the local context window goes to
-    the cloud whatever p~ says (an input of the rule, reported in the reason).
+    lengths, then eqs. 11-12; a conversation whose ``tokens_needed`` (prompt, history and reply)
+    exceed the local model's ``local_window`` goes to the cloud whatever p~ says: the context
+    window is an input of the rule, reported in the reason.
 
     Going local after a cloud turn re-prefills the context locally (and vice versa): the side
     that did not answer the last turn holds none of its KV cache.
@@ -163,6 +165,7 @@ def decide_one(
     tl = tl0 + float(local_wait_s)
     fused = fused_score(float(p), float(alpha), tl, tc)
     load_free = fused_score(float(p), float(alpha), tl0, tc)
+    fits_local = not (local_window and tokens_needed and tokens_needed > local_window)
     local = fits_local and goes_local(fused, theta)
     side = side_name(LOCAL if local else CLOUD)
     if math.isnan(fused):
@@ -172,7 +175,10 @@ def decide_one(
         reason = f"p~ {fused:.3f} {op} theta {theta:.3f} (p {p:.3f}, T_e-T_s {tc - tl:+.3f}s"
         reason += f", local wait {local_wait_s:.3f}s)" if local_wait_s else ")"
     if not fits_local:
-        reason = f"exceeds the local context window: cloud, no local attempt ({reason})"
+        reason = (
+            f"~{tokens_needed} tokens exceed the local context window of {local_window}: "
+            f"cloud, no local attempt (fusion: {reason})"
+        )
     if prev_side is not None:
         if prev_side != side:
             reason += f"; switch from {prev_side}: re-prefill {context_words:g} context words"

@@ -7,8 +7,9 @@ config's preset and link, the deployed models' answer caps and measured per-toke
 one, seed 001's Table I for the rows' workload). The objective: over a grid of alphas, the
 operating point (alpha, theta) with the least mean modelled latency among those whose mean
 quality reaches the quality target (a fraction of the way from local-only to cloud-only
-quality); a larger alpha must save more than `latency_slack` of the smaller one's latency to win,
-since every step up in alpha hands more of the decision from p to the latency term. Every
+quality) among points where p still decides at least `min_p_share` of what it decides at alpha 0
+(a point where the latency term alone decides wastes the router); a larger alpha must save more
+than `latency_slack` of the smaller one's latency to win. Every
 decision goes through `localroute.core.sweep` (hence `localroute.core.policy.fused_score`).
 
 The artifact stores `alpha` beside `threshold` (router.json), and info["alpha"] records the
@@ -36,6 +37,7 @@ class AlphaConfig:
     link: str = "5g"  # a profile of links.yaml (evaluate.link's default)
     preset: str = "paper-table1"  # latency_models entry of links.yaml: per-token times
     latency_slack: float = 0.05  # a larger alpha must cut mean latency by more than this share
+    min_p_share: float = 0.5  # p must still decide this share of what it decides at alpha 0
 
     def check(self, where: str) -> None:
         from localroute.errors import ConfigError
@@ -102,26 +104,40 @@ def alpha_sweep(
     fraction: float,
     grid=ALPHA_GRID,
     slack: float = 0.05,
+    min_p_share: float = 0.5,
 ) -> AlphaChoice:
-    """Per alpha, the least-latency operating point reaching the quality target; the best, a
-    larger alpha winning only by more than `slack` of the latency (ascending alphas)."""
+    """Per alpha, the least-latency operating point reaching the quality target; the best
+    among those where p still decides (``p_share`` >= ``min_p_share``), a larger alpha winning
+    only by more than ``slack`` of the latency (ascending alphas).
+
+    ``p_share``: the point's p-sensitivity (decisions that change when p is replaced by its
+    mean) over the most it can be at that cloud share (min(share, 1 - share), reached at alpha
+    0, where p alone decides): 1 = p decides as much as it can, 0 = the latency term alone."""
+    from localroute.core.policy import p_sensitivity
     from localroute.core.sweep import at_target, sweep
 
     target = quality_target(q_local, q_cloud, fraction)
+    gap = t_cloud - t_local
     q = {"quality": (q_local, q_cloud), "latency_s": (t_local, t_cloud)}
     rows, best = [], None
-    for curve in sweep(p, t_cloud - t_local, q, sorted(set(map(float, grid)))):
+    for curve in sweep(p, gap, q, sorted(set(map(float, grid)))):
         point = at_target(curve, "quality", target, "latency_s")
         row = {"alpha": curve.alpha}
         if point is not None:
+            share = point["cloud_share"]
+            most = min(share, 1.0 - share)
+            sens = p_sensitivity(p, curve.alpha, gap, point["theta"])
             row.update(
                 theta=point["theta"],
                 latency_s=point["latency_s"],
-                cloud_share=point["cloud_share"],
+                cloud_share=share,
                 quality=point["quality"],
+                p_sensitivity=sens,
+                p_share=sens / most if most > 0 else 1.0,
             )
+            ok = row["p_share"] >= min_p_share or curve.alpha == 0.0
             # near-ties go to the smaller alpha: the router's own ranking decides more there
-            if best is None or point["latency_s"] < best["latency_s"] * (1 - slack) - 1e-3:
+            if ok and (best is None or point["latency_s"] < best["latency_s"] * (1 - slack) - 1e-3):
                 best = row
         rows.append(row)
     if best is None:  # nothing reaches the target: all cloud at alpha 0
@@ -139,7 +155,15 @@ def choose_alpha(router, val: Batch, cfg: AlphaConfig, deployment=None) -> dict[
     ql = np.asarray(val["q_local"], np.float64)
     qc = np.asarray(val["q_cloud"], np.float64)
     choice = alpha_sweep(
-        p, ql, qc, t_local, t_cloud, cfg.quality_target, cfg.grid, cfg.latency_slack
+        p,
+        ql,
+        qc,
+        t_local,
+        t_cloud,
+        cfg.quality_target,
+        cfg.grid,
+        cfg.latency_slack,
+        cfg.min_p_share,
     )
     p_threshold = router.threshold  # the calibration's, on p alone (alpha 0)
     router.alpha = choice.alpha
@@ -150,8 +174,9 @@ def choose_alpha(router, val: Batch, cfg: AlphaConfig, deployment=None) -> dict[
         "alpha": choice.alpha,
         "theta": router.threshold,
         "chosen_on": f"validation split ({n_rows(val)} rows)",
-        "rule": "least mean modelled latency reaching the quality target (a larger alpha wins "
-        f"only by more than {cfg.latency_slack:.0%} of the latency)",
+        "rule": "least mean modelled latency reaching the quality target among points where "
+        f"p decides >= {cfg.min_p_share:.0%} of what it can (a larger alpha wins only by more "
+        f"than {cfg.latency_slack:.0%} of the latency)",
         # the share of val decisions that change when p is replaced by its mean: ~0 means the
         # latency term alone decides at this point
         "p_sensitivity": p_sensitivity(p, choice.alpha, t_cloud - t_local, router.threshold),

@@ -69,25 +69,38 @@ def _at_share(order_key: np.ndarray, share: float) -> np.ndarray:
     return cloud
 
 
-def as_deployed(table: PairTable, ctx: EvalContext) -> dict[str, Any] | None:
-    """The deployed operating point on this pair's test rows; None without an artifact or a
-    serve config (nothing is deployed then)."""
-    from localroute.core.accounting import totals
+def deployed_replay(table: PairTable, ctx: EvalContext):
+    """(operating point, Replay): the artifact's p for each test row decided in arrival order by
+    a fresh RouteController with the serve config's operating point and the deployed models'
+    latency prior, exactly as a server that just started would; None when nothing is deployed
+    (no artifact or no serve config)."""
     from localroute.core.controller import RouteController, replay
     from localroute.core.operating_point import resolve_operating_point
-    from localroute.core.policy import p_sensitivity
 
     spec: DeployedSpec | None = ctx.deployed
     if spec is None or ctx.artifact is None or LEARNED not in table.scores:
         return None
-    assert table.local is not None and table.cloud is not None
     point = resolve_operating_point(
         ctx.artifact.router, alpha=spec.alpha, theta=spec.theta, target=spec.target
     )
-    prior = spec.latency.prior()
     p = table.scores[LEARNED].p
     lp, ct = table.col("prompt_words"), table.col("context_words")
-    r = replay(RouteController(point, prior), p, lp, ct)
+    return point, replay(RouteController(point, spec.latency.prior()), p, lp, ct)
+
+
+def as_deployed(table: PairTable, ctx: EvalContext) -> dict[str, Any] | None:
+    """The deployed operating point on this pair's test rows, accounted with the pair's own
+    per-query outcomes; None when nothing is deployed."""
+    from localroute.core.accounting import totals
+    from localroute.core.policy import p_sensitivity
+
+    replayed = deployed_replay(table, ctx)
+    if replayed is None:
+        return None
+    assert table.local is not None and table.cloud is not None
+    point, r = replayed
+    spec: DeployedSpec = ctx.deployed
+    p = table.scores[LEARNED].p
     share = r.cloud_share
     # random at the same share: the expectation over random choices of that share
     local_only = totals(np.zeros(table.n, np.int8), table.local, table.cloud)

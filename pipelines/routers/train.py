@@ -137,9 +137,11 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
         f"{router.alpha:g}/s and threshold {t['threshold']:.3f} (chosen on val): cloud share "
         f"{t['cloud_share']:.2f}, quality {t['quality']:.3f}"
     )
+    most = min(t["cloud_share"], 1 - t["cloud_share"])
     print(
-        f"   p decides {t['p_sensitivity']:.0%} of test decisions at that point (the share that "
-        "changes when p is replaced by its mean; near 0: the latency term alone decides)"
+        f"   p decides {t['p_sensitivity']:.0%} of test decisions at that point, of at most "
+        f"{most:.0%} at this cloud share (the share that changes when p is replaced by its "
+        "mean; near 0: the latency term alone decides)"
     )
     if router.info.get("degenerate"):
         print(f"   WARNING: router {name} is degenerate: {router.info['degenerate']}")
