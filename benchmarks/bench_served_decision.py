@@ -95,12 +95,18 @@ def offline(router, point, prior, pool: dict[str, list[str]], warmup: int) -> li
 def serve_cfg(base, artifact: Path, echo_url: str, **over):
     from serve.config import AuthConfig
 
+    # the echo stands in for the configured cloud model, in the declared stand-ins too
+    stand_ins = {
+        k: ("echo-cloud" if v == base.cloud.model else v) for k, v in base.router.stand_ins.items()
+    }
     return dataclasses.replace(
         base,
         host="127.0.0.1",
         port=0,
         access_log=False,
-        router=dataclasses.replace(base.router, artifact=str(artifact), name=None),
+        router=dataclasses.replace(
+            base.router, artifact=str(artifact), name=None, stand_ins=stand_ins
+        ),
         auth=AuthConfig(api_keys=[KEY], api_keys_env="LR_BENCH_UNSET"),
         cloud=dataclasses.replace(base.cloud, base_url=echo_url, model="echo-cloud"),
         **over,

@@ -109,6 +109,8 @@ def _serve(cfg, out_dir: Path, artifact: Path, con: Console) -> None:
 
     with con.stage("serve", "Ray Serve answers a 3-turn conversation") as row:
         res = demo_stage(cfg, out_dir, artifact)
+        if res.get("pairing"):  # a stand-in router says so, in one line
+            con.say(f"      {res['pairing']}")
         turns = res.get("turns", [])
         for t in turns:
             p, side = t.get("p"), t.get("decision", "?")

@@ -116,6 +116,10 @@ class RouterSpec:
     name: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     default_task: str = "unknown"  # the `task` column for requests that do not name one
+    # An artifact trained for other models than the deployed ones is refused unless declared
+    # here, trained model -> deployed model (localroute.routers.trained_for); every response
+    # then says "router trained for X, serving Y".
+    stand_ins: dict[str, str] = field(default_factory=dict)
 
     def check(self, where: str) -> None:
         if (self.artifact is None) == (self.name is None):

@@ -40,14 +40,18 @@ def demo_stage(cfg, out_dir: Path, router_artifact: Path | None = None) -> dict[
     cloud_key = secrets.token_hex(16)
     result: dict[str, Any] = {"turns": []}
     with EchoServer(api_key=cloud_key) as cloud:
+        stand_in_cloud = "echo-cloud-stand-in"
+        # the configured cloud model is replaced by the echo: so is it in the declared stand-ins
+        stand_ins = {
+            k: (stand_in_cloud if v == s.cloud.model else v) for k, v in s.router.stand_ins.items()
+        }
         s = dataclasses.replace(
             s,
+            router=dataclasses.replace(s.router, stand_ins=stand_ins),
             host="127.0.0.1",
             port=0,
             access_log=False,
-            cloud=dataclasses.replace(
-                s.cloud, base_url=cloud.base_url, model="echo-cloud-stand-in"
-            ),
+            cloud=dataclasses.replace(s.cloud, base_url=cloud.base_url, model=stand_in_cloud),
             local=dataclasses.replace(s.local, tiny_dir=str(out_dir / "models" / "tiny-decoder")),
         )
         env = {s.auth.api_keys_env: client_key, s.cloud.api_key_env: cloud_key}
@@ -75,6 +79,9 @@ def demo_stage(cfg, out_dir: Path, router_artifact: Path | None = None) -> dict[
                 reply = raw.parse().choices[0].message.content or ""
                 messages.append({"role": "assistant", "content": reply})
                 h = {k: raw.headers.get(k) for k in HEADERS}
+                if i == 1 and raw.headers.get("x-localroute-pairing"):
+                    result["pairing"] = raw.headers["x-localroute-pairing"]
+                    print(f"   {result['pairing']}")
                 side = h["x-localroute-decision"]
                 words = reply.split()
                 first = " ".join(words[:10]) + (" ..." if len(words) > 10 else "")

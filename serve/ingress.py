@@ -40,7 +40,7 @@ from serve.decision import (
     words,
 )
 from serve.guard import check_key, hash_key, read_body
-from serve.headers import controller_headers, decision_headers
+from serve.headers import ascii_header, controller_headers, decision_headers
 from serve.protocol import APIError, completion, error_body, model_list, new_id, parse_chat_request
 from serve.relay import Dispatcher, relay
 from serve.state import SharedState
@@ -104,6 +104,9 @@ class RouterIngress:
         else:
             self.router = make_router(router_source["name"], **router_source.get("params", {}))
         self.router_name, self.router_source = self.router.name, router_source.get("artifact")
+        # "router trained for X, serving Y" (serve.app.router_source checked it at build time)
+        self.pairing = router_source.get("pairing")
+        self.pairing_line = router_source.get("pairing_line")
         self.routers = {self.router_name: self.router}
         # One operating point, one precedence (config > artifact > the preset workload's alpha
         # for a router served by name), as train and evaluate resolve it.
@@ -301,7 +304,10 @@ class RouterIngress:
             return self._error("models", exc)
         self.metrics.request("models", 200)
         ids = [DEFAULT_MODEL, *model_name_ids(self.router, UNTRAINED)]
-        return JSONResponse(model_list(ids, self.router, router_source=self.router_source))
+        body = model_list(ids, self.router, router_source=self.router_source)
+        for m in body["data"]:
+            m["pairing"], m["pairing_line"] = self.pairing, self.pairing_line
+        return JSONResponse(body)
 
     def _error(self, route: str, exc: APIError) -> Response:
         self.metrics.request(route, exc.status)
@@ -356,7 +362,10 @@ class RouterIngress:
             self.metrics.fallback(failures[0][0], served, failures[0][1].get("kind", "error"))
         self.metrics.decision(ctx["decision"].side, served, ctx["router"])
         self.metrics.request("chat", 200)
-        return decision_headers(ctx["decision"], served, ctx["router"], failures, ctx["theta"])
+        headers = decision_headers(ctx["decision"], served, ctx["router"], failures, ctx["theta"])
+        if self.pairing_line and ctx["router"] == self.router_name:
+            headers["x-localroute-pairing"] = ascii_header(self.pairing_line)
+        return headers
 
     async def _chat_unary(self, ctx: dict[str, Any], order: list[str]) -> Response:
         served, out, failures = await self.dispatch.unary(order, ctx["req"].payload())

@@ -40,7 +40,14 @@ def _serve_config(artifact: Path, tmp_path: Path, echo_url: str, live: bool):
     tiny = dict(min_replicas=1, max_replicas=1, num_cpus=0.1)
     return ServeConfig(  # theta and alpha null: the artifact's operating point
         app_name="parity",
-        router=RouterSpec(artifact=str(artifact)),
+        router=RouterSpec(
+            artifact=str(artifact),
+            # trained on published Mixtral vs gpt-4-1106 outcomes, served in front of stand-ins
+            stand_ins={
+                "mistralai/Mixtral-8x7B-Instruct-v0.1": "tiny-qwen2-random",
+                "gpt-4-1106-preview": "echo-large",
+            },
+        ),
         latency=LatencySpec(live=live, min_samples=1),
         auth=AuthConfig(api_keys=[KEY], api_keys_env="LR_TEST_UNSET_KEYS"),
         local=LocalModelConfig(
@@ -103,6 +110,7 @@ def test_served_decisions_equal_the_reports_replay(
         listed = client.models.list().data
         assert listed[0].model_extra["fingerprint"] == router.fingerprint
         assert listed[0].model_extra["artifact"] == str(gbt_artifact)
+        assert listed[0].model_extra["pairing"]["stand_in"] is True
         for m in listed[1:]:  # every RouteLLM-style id listed resolves
             raw = client.chat.completions.with_raw_response.create(
                 model=m.id, messages=[{"role": "user", "content": "hi"}]
@@ -114,6 +122,10 @@ def test_served_decisions_equal_the_reports_replay(
                 model="localroute", messages=[{"role": "user", "content": str(text)}]
             )
             h = raw.headers
+            assert h["x-localroute-pairing"] == (
+                "router trained for mistralai/Mixtral-8x7B-Instruct-v0.1 vs gpt-4-1106-preview, "
+                "serving tiny-qwen2-random vs echo-large (declared stand-in)"
+            )
             p = float(h["x-localroute-p"])
             assert p == pytest.approx(table.scores["learned"].p[i], abs=1e-6)
             assert float(h["x-localroute-theta"]) == pytest.approx(point.theta, abs=1e-6)

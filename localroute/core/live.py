@@ -76,7 +76,7 @@ class EstimateSnapshot:
 
     def to_header(self) -> str:
         return ",".join(
-            f"{f.name}={'' if v is None else f'{v:.9g}'}"
+            f"{f.name}={'' if v is None else repr(float(v))}"
             for f in dataclasses.fields(self)
             for v in [getattr(self, f.name)]
         )

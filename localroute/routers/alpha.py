@@ -133,7 +133,7 @@ def alpha_sweep(
                 cloud_share=share,
                 quality=point["quality"],
                 p_sensitivity=sens,
-                p_share=sens / most if most > 0 else 1.0,
+                p_share=min(1.0, sens / most) if most > 0 else 1.0,
             )
             ok = row["p_share"] >= min_p_share or curve.alpha == 0.0
             # near-ties go to the smaller alpha: the router's own ranking decides more there

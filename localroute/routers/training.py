@@ -142,9 +142,12 @@ def calibrate_probabilities(router, held: Batch | None, on: str) -> dict[str, An
     return router.info["calibrator"]
 
 
+MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
+
+
 def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
     """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
-    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), too few rows to tell included. Its p is
+    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or fewer than MIN_LABEL_ROWS of a label. Its p is
     then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
     from localroute.metrics import roc_auc
 
@@ -157,7 +160,8 @@ def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str
         se = float(np.sqrt(max(var, 0.0)))
     else:
         se = float("nan")
-    if np.isfinite(auc) and auc - 2 * se > 0.5:
+    enough = min(n1, n0) >= MIN_LABEL_ROWS  # the SE is no guide on a handful of rows
+    if enough and np.isfinite(auc) and auc - 2 * se > 0.5:
         router.info.pop("degenerate", None)
         return None
     why = (

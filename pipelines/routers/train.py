@@ -45,6 +45,23 @@ def fit_router(
     )
     if getattr(splits, "pairs", None):  # several sources, each for its pair
         router.info.update(pairs=splits.pairs, train_sources=splits.train_sources)
+    # the candidates it is trained for and where their labels come from (serve checks them)
+    n_labels = len(splits.train["text"]) + len(splits.val["text"])
+    router.info.update(
+        candidates=[
+            {
+                "role": "local",
+                "model": splits.local,
+                "labels": f"published outcomes ({splits.source})",
+            },
+            {
+                "role": "cloud",
+                "model": splits.cloud,
+                "labels": f"published outcomes ({splits.source})",
+            },
+        ],
+        labels={"published": n_labels, "measured": 0, "feedback": 0},
+    )
     tcfg = replace(rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path)
     # train.max_train_examples caps what Ray Train fine-tunes on; light routers see all of it
     cap = rcfg.train.max_train_examples if hasattr(router, "build") else None
