@@ -200,6 +200,7 @@ class RouterIngress:
     async def _local_info(self, timeout_s: float) -> dict[str, Any]:
         """The local deployment's `info()`; its context window replaces the build-time one."""
         info = await asyncio.wait_for(self.local.info.remote(), timeout_s)
+        self.dispatch.health.answered()
         if info.get("context_window"):
             self.local_window = int(info["context_window"])
         return info
@@ -257,9 +258,16 @@ class RouterIngress:
     # ------------------------------------------------------------------ routes
 
     @fastapi_app.get("/healthz")
-    async def healthz(self) -> dict[str, Any]:
-        """Liveness: this replica answers. Readiness (every backend answers) is /readyz."""
-        return {
+    async def healthz(self, request: Request) -> Response:
+        """Liveness: this replica answers, and nothing more without a key. With a key (checked
+        as for /v1/models; a wrong one is 401) the replica's details. Readiness is /readyz."""
+        if "authorization" not in request.headers:
+            return JSONResponse({"status": "ok"})
+        try:
+            check_key(request, self.key_hashes)
+        except APIError as exc:
+            return self._error("healthz", exc)
+        details = {
             "status": "ok",
             "replica": serve.get_replica_context().replica_id.unique_id,
             "router": self.router_name,
@@ -271,6 +279,7 @@ class RouterIngress:
             "local_context_window": self.local_window,
             "sessions": await self.shared.n_sessions(),
         }
+        return JSONResponse(details)
 
     @fastapi_app.get("/readyz")
     async def readyz(self) -> Response:
@@ -377,7 +386,7 @@ class RouterIngress:
         self.metrics.observe_latency(served, False, time.perf_counter() - ctx["t0"])
         body = completion(
             ctx["rid"],
-            out.get("model") or self.model_names[served],
+            self.model_names[served],  # the configured name, as in stream chunks
             out["text"],
             out.get("tokens_in"),
             out.get("tokens_out"),

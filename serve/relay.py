@@ -68,6 +68,47 @@ class _Stream:
                 await self.gen.aclose()
 
 
+class SideHealth:
+    """Whether the local side can take new requests. A call that finds its replica dead marks it
+    down: new requests then go straight to the cloud (a Serve handle would hold them until a new
+    replica has started and loaded its model, 10-20 s) while a probe (`info()`, every
+    `interval_s`) waits for a replica to answer again, which marks it up. Only a dead replica
+    marks it down: a busy one (timeouts, backpressure) is the queue's business, not health's."""
+
+    def __init__(self, probe: Callable[[], Any], interval_s: float = 0.5) -> None:
+        self.probe, self.interval_s = probe, interval_s
+        self.down_since: float | None = None
+        self._task: asyncio.Task | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.down_since is None
+
+    def failed(self, kind: str | None) -> None:
+        if kind != "replica_died" or not self.up:
+            return
+        self.down_since = time.monotonic()
+        log.warning("local side down (a replica died): new requests go to the cloud")
+        self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    def answered(self) -> None:
+        """A local replica answered (the probe, /readyz): new requests may go local again."""
+        if self.down_since is not None:
+            log.warning("local side answers again after %.1f s", time.monotonic() - self.down_since)
+        self.down_since = None
+
+    async def _watch(self) -> None:
+        while not self.up:
+            try:
+                await asyncio.wait_for(self.probe(), max(1.0, 2 * self.interval_s))
+                self.answered()
+            except Exception:  # noqa: BLE001 - still down: try again
+                await asyncio.sleep(self.interval_s)
+
+
+DOWN = {"kind": "down", "message": "local side down (a replica died); the cloud answers"}
+
+
 class Dispatcher:
     def __init__(self, cfg: ServeConfig, local, cloud: CloudClient, load: LocalLoad) -> None:
         self.cfg = cfg
@@ -75,6 +116,7 @@ class Dispatcher:
         self.local_stream = local.options(stream=True)
         self.cloud = cloud
         self.load = load
+        self.health = SideHealth(lambda: self.local.info.remote())
         self.timeouts = {
             "local": cfg.local.timeout_s * (cfg.local.retries + 1) + 5.0,
             "cloud": cfg.cloud.timeout_s + 5.0,  # a guard: the client keeps its own deadline
@@ -108,6 +150,8 @@ class Dispatcher:
                 if side == "local":
                     ok = "error" not in out
                     self.load.finished(time.perf_counter() - t0 if ok else None)
+                    if not ok:
+                        self.health.failed(out["error"].get("kind"))
             if "error" not in out or out["error"].get("kind") == "overloaded":
                 return out
         return out
@@ -117,6 +161,9 @@ class Dispatcher:
     ) -> tuple[str | None, dict[str, Any], list[tuple[str, dict]]]:
         failures: list[tuple[str, dict]] = []
         for side in order:
+            if side == "local" and not self.health.up and len(order) > 1:
+                failures.append((side, dict(DOWN)))  # straight to the next side
+                continue
             out = await self.call(side, payload)
             if "error" not in out:
                 return side, out, failures
@@ -139,6 +186,7 @@ class Dispatcher:
             await stream.close()
             if side == "local":
                 self.load.finished(None)
+                self.health.failed(first["error"].get("kind"))
             return None, first
         return stream, first
 
@@ -148,6 +196,9 @@ class Dispatcher:
         """The first side whose stream yields a first item (so a failure can still fall back)."""
         failures: list[tuple[str, dict]] = []
         for side in order:
+            if side == "local" and not self.health.up and len(order) > 1:
+                failures.append((side, dict(DOWN)))
+                continue
             first: dict[str, Any] = {}
             for _ in range(self.tries[side]):
                 stream, first = await self._open_once(side, payload)
