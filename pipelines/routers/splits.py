@@ -27,6 +27,9 @@ class Splits:
     train: dict
     val: dict
     test: dict
+    # role -> where its labels come from; provenance -> labelled rows (train + val)
+    label_sources: dict | None = None
+    label_counts: dict | None = None
 
 
 def parse_pair(pair: str) -> tuple[str, str]:
@@ -37,10 +40,16 @@ def parse_pair(pair: str) -> tuple[str, str]:
 
 
 def load_splits(
-    data_dir: Path, source: str, pair: str, rcfg: RoutersConfig, seed: int, need_train=True
+    data_dir: Path,
+    source: str,
+    pair: str,
+    rcfg: RoutersConfig,
+    seed: int,
+    need_train=True,
+    extra: pa.Table | None = None,
 ) -> Splits:
     local, cloud = parse_pair(pair)
-    examples = pair_examples(data_dir, source, local, cloud, rcfg.rule, rcfg.bar)
+    examples = pair_examples(data_dir, source, local, cloud, rcfg.rule, rcfg.bar, extra=extra)
     models, matrix = score_matrix(data_dir, source, examples)
     examples = examples.append_column("all_scores", pa.array(list(matrix), pa.list_(pa.float32())))
 
@@ -174,7 +183,10 @@ def load_multi(
 
 
 def splits_for(data_dir: Path, data: str, pair: str | None, rcfg, seed: int, holdout=None):
-    """load_splits for one source, load_multi for a list, "all", or a holdout."""
+    """load_splits for one source, load_multi for a list, "all", or a holdout; load_profiled for
+    `profile:DIR` (the outcome rows `localroute profile` measured)."""
+    if data.startswith(PROFILE):
+        return load_profiled(data_dir, data, pair, rcfg, seed)
     sources = source_list(data_dir, data)
     if len(sources) == 1 and holdout is None:  # one source: the pair as given ("auto": default)
         given = pair if pair and pair != "auto" else pair_for(data_dir, sources[0], None)
@@ -188,3 +200,73 @@ def subsample(batch: dict, n: int | None, seed: int) -> dict:
         return batch
     idx = np.sort(np.random.default_rng(seed).permutation(size)[:n])
     return {k: v[idx] for k, v in batch.items()}
+
+
+PROFILE = "profile:"
+MIN_TRAIN, MIN_VAL = 50, 20  # labelled rows below which a router learns nothing worth serving
+
+
+def measured_rows(spec: str, model: str) -> pa.Table:
+    """The scored rows of `model` that `localroute profile` measured under `profile:DIR`."""
+    import pyarrow.compute as pc
+
+    from localroute.data.build import read_table
+
+    path = Path(spec[len(PROFILE) :])
+    if not (path / "outcomes").is_dir():
+        raise DataError(f"--data {spec}: {path} has no outcomes/ (a `localroute profile` --out)")
+    t = read_table(path, "outcomes")
+    t = t.filter(pc.and_(pc.equal(t["provenance"], "measured"), pc.is_valid(t["score"])))
+    models = sorted(set(t["model"].to_pylist()))
+    if model not in models:
+        known = ", ".join(models) or "none"
+        raise DataError(f"--data {spec}: no measured rows of {model!r}; it measured {known}")
+    return t.filter(pc.equal(t["model"], model))
+
+
+def load_profiled(data_dir: Path, spec: str, pair: str | None, rcfg, seed: int) -> Splits:
+    """Examples labelled by the deployed local model's measured outcomes (the profile rows) and
+    the cloud model's published outcomes on the same queries, per source the rows cover; the
+    queries' own splits. Too few labelled rows is one DataError with the counts."""
+    import pyarrow.compute as pc
+
+    if not pair or pair == "auto":
+        raise DataError(f"--data {spec} needs --pair LOCAL,CLOUD (the measured model first)")
+    local, cloud = parse_pair(pair)
+    rows = measured_rows(spec, local)
+    parts: dict[str, Splits] = {}
+    for src in sorted(set(rows["source"].to_pylist())):
+        extra = rows.filter(pc.equal(rows["source"], src))
+        try:
+            parts[src] = load_splits(data_dir, src, pair, rcfg, seed, need_train=False, extra=extra)
+        except DataError:
+            continue  # the cloud model has no outcomes there, or no test query was measured
+    counts = {
+        k: sum(len(getattr(p, k)["text"]) for p in parts.values()) for k in ("train", "val", "test")
+    }
+    if counts["train"] < MIN_TRAIN or counts["val"] < MIN_VAL or not counts["test"]:
+        raise DataError(
+            f"--data {spec}: {rows.num_rows} measured rows of {local} give {counts['train']} "
+            f"train / {counts['val']} val / {counts['test']} test examples with {cloud}'s "
+            f"published outcomes (need >= {MIN_TRAIN} train, {MIN_VAL} val, 1 test); profile more "
+            "queries: profile.split: null and a larger profile.limit, on sources where "
+            f"{cloud} has outcomes"
+        )
+    if len(parts) == 1:
+        (out,) = parts.values()
+    else:
+        out = Splits(
+            ",".join(parts),
+            local,
+            cloud,
+            [local, cloud],
+            concat([tagged(p.train, s) for s, p in parts.items()]),
+            concat([tagged(p.val, s) for s, p in parts.items()]),
+            concat([tagged(p.test, s) for s, p in parts.items()]),
+        )
+    out.label_sources = {
+        "local": f"measured ({local}, {spec})",
+        "cloud": f"published ({cloud}, {', '.join(parts)})",
+    }
+    out.label_counts = {"measured": counts["train"] + counts["val"], "published": 0, "feedback": 0}
+    return out

@@ -47,20 +47,17 @@ def fit_router(
         router.info.update(pairs=splits.pairs, train_sources=splits.train_sources)
     # the candidates it is trained for and where their labels come from (serve checks them)
     n_labels = len(splits.train["text"]) + len(splits.val["text"])
+    where = splits.label_sources or {}
     router.info.update(
         candidates=[
             {
-                "role": "local",
-                "model": splits.local,
-                "labels": f"published outcomes ({splits.source})",
-            },
-            {
-                "role": "cloud",
-                "model": splits.cloud,
-                "labels": f"published outcomes ({splits.source})",
-            },
+                "role": role,
+                "model": model,
+                "labels": where.get(role, f"published ({model}, {splits.source})"),
+            }
+            for role, model in (("local", splits.local), ("cloud", splits.cloud))
         ],
-        labels={"published": n_labels, "measured": 0, "feedback": 0},
+        labels=splits.label_counts or {"published": n_labels, "measured": 0, "feedback": 0},
     )
     tcfg = replace(rcfg.train, storage_path=str(storage) if storage else rcfg.train.storage_path)
     # train.max_train_examples caps what Ray Train fine-tunes on; light routers see all of it
