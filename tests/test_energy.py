@@ -3,6 +3,7 @@ idle = the measured total, on hand-made intervals and on a real batch of the tin
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -88,3 +89,55 @@ def test_real_batch_attribution_sums_to_the_measured_total(tmp_path):
     assert a.idle_j > 0 and all(e > 0 for e in a.per_request)
     # The longest prompt processed the most tokens, so it is charged the most.
     assert a.per_request[2] > a.per_request[0]
+
+
+def _fake_nvml(counters_mj: list[float], supported: bool = True):
+    import types
+
+    def energy(handle):
+        if not supported:
+            raise RuntimeError("NVML: not supported")  # pynvml raises an NVMLError subclass
+        return counters_mj[handle]
+
+    return types.SimpleNamespace(
+        nvmlInit=lambda: None,
+        nvmlDeviceGetCount=lambda: len(counters_mj),
+        nvmlDeviceGetHandleByIndex=lambda i: i,
+        nvmlDeviceGetTotalEnergyConsumption=energy,
+        nvmlDeviceGetName=lambda handle: b"NVIDIA H100 80GB HBM3",
+    )
+
+
+def test_nvml_meter_sums_the_visible_gpus_counters(monkeypatch):
+    """NVML's counter without Zeus: mJ -> J, only the GPUs CUDA_VISIBLE_DEVICES lists, and
+    `auto` takes it where Zeus is absent and a GPU answers."""
+    from localroute.energy.nvml_meter import NvmlMeter
+
+    counters = [1000.0, 2000.0, 5000.0]
+    monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(counters))
+    monkeypatch.setitem(sys.modules, "zeus", None)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    meter = NvmlMeter(update_period_s=0.0)
+    assert meter.available and (meter.provenance, meter.scope) == ("measured", "gpu_board")
+    assert meter.gpu_names == ["NVIDIA H100 80GB HBM3"] * 2
+    window = begin(meter)
+    counters[0] += 1500.0
+    counters[1] += 9999.0  # not visible to this process: not counted
+    counters[2] += 500.0
+    reading = end(meter, window)
+    assert reading.joules == pytest.approx(2.0) and reading.provenance == "measured"
+    assert type(make_meter("auto", tdp_w=65.0)).__name__ == "NvmlMeter"
+
+
+def test_nvml_meter_without_a_counter_reads_absent(monkeypatch):
+    from localroute.energy.nvml_meter import NvmlMeter
+
+    monkeypatch.setitem(sys.modules, "zeus", None)
+    for fake in (None, _fake_nvml([1.0], supported=False)):  # no library; a board without it
+        monkeypatch.setitem(sys.modules, "pynvml", fake)
+        meter = NvmlMeter()
+        assert not meter.available and meter.provenance == "absent" and meter.scope is None
+        reading = end(meter, begin(meter))
+        assert reading.joules is None and reading.provenance == "absent"
+        assert make_meter("auto", tdp_w=65.0).provenance == "estimated"
+        assert make_meter("nvml").provenance == "absent"

@@ -1,7 +1,8 @@
 """Energy meters: one protocol (base.Meter), picked by name; see base.py for the rules.
 
 `auto` takes a Zeus-backed measured meter when the `energy` extra is installed and a device
-answers, else the estimated one (when a TDP is configured), else none.
+answers, else NVML's GPU counter (nvml_meter; nvidia-ml-py is a core dependency) when an NVIDIA
+GPU answers, else the estimated one (when a TDP is configured), else none.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from localroute.energy.base import Meter, NoMeter, Reading, Window, begin, end
 from localroute.energy.estimated import EstimatedCpuMeter
 
-METERS = ("auto", "zeus", "estimated", "none")
+METERS = ("auto", "zeus", "nvml", "estimated", "none")
 
 
 def make_meter(
@@ -27,6 +28,12 @@ def make_meter(
         except ImportError:
             if kind == "zeus":
                 return NoMeter()
+    if kind in ("auto", "nvml"):
+        from localroute.energy.nvml_meter import NvmlMeter
+
+        meter = NvmlMeter()
+        if meter.available or kind == "nvml":
+            return meter
     if kind in ("auto", "estimated") and tdp_w:
         return EstimatedCpuMeter(tdp_w, tdp_cores)
     return NoMeter()

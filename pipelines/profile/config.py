@@ -27,7 +27,7 @@ class PoolConfig:
     # (transformers) packs them into forward passes by tokens: engine_options max_batch_size
     # (rows, default 16) and max_batch_tokens (padded prompt tokens, default 4096).
     batch_size: int = 8
-    meter: str = "auto"  # auto, zeus, estimated, none
+    meter: str = "auto"  # auto, zeus, nvml, estimated, none
     tdp_w: float | None = None  # for the estimated meter: the package's rated power...
     tdp_cores: int | None = None  # ...over this many logical cores (default: this node's count)
     input_usd_per_m: float | None = None

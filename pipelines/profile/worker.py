@@ -1,5 +1,6 @@
 """The Ray Data worker: one engine and meter per actor; each batch is answered turn by turn,
-metered and graded, and returned as outcome rows (the driver writes them: driver.run_profile)."""
+metered and graded, and returned as outcome rows (the driver writes them: driver.run_profile).
+The batch logic (BatchProfiler) needs no Ray, so benchmarks/gpu_check.py reuses it bare."""
 
 from __future__ import annotations
 
@@ -12,37 +13,18 @@ import pyarrow as pa
 from pipelines.profile.config import PoolConfig
 
 
-class ProfileWorker:
-    """Holds one engine and meter; each call answers, meters and grades one batch and returns its
-    outcome rows with a `pool` column. Writing is left to the driver, off this actor's critical
-    path (the engine starts the next batch while the driver writes this one)."""
+class BatchProfiler:
+    """Answers, meters and grades one batch of queries and returns its outcome rows (with a
+    `pool` column), given an engine and a meter. It needs no Ray: `ProfileWorker` is it as a Ray
+    Data actor, and benchmarks/gpu_check.py runs it bare on a machine without Ray."""
 
-    def __init__(self, pool: PoolConfig, settings: dict, out_dir: str, run_id: str):
-        import ray
-
-        from localroute.energy import make_meter
-        from localroute.engines import make_engine
-
+    def __init__(self, pool: PoolConfig, settings: dict, run_id: str, engine, meter, judge=None):
         self.pool = pool
         self.s = settings
-        self.out = Path(out_dir)
         self.run_id = run_id
-        self.engine = make_engine(
-            self.pool.engine, settings["model_path"], **self.pool.engine_options
-        )
-        self.meter = make_meter(self.pool.meter, self.pool.tdp_w, self.pool.tdp_cores)
-        self.judge = None
-        if settings.get("judge"):
-            from localroute.grading import Judge
-
-            j = settings["judge"]
-            self.judge = Judge(make_engine(j["engine"], j["model"], **j["engine_options"]))
-        # Where this actor runs: tests check placement against it.
-        ctx = ray.get_runtime_context()
-        workers = self.out / "workers"
-        workers.mkdir(parents=True, exist_ok=True)
-        record = {"pool": self.pool.name, "node_id": ctx.get_node_id(), "pid": os.getpid()}
-        (workers / f"{self.pool.name}-{os.getpid()}.json").write_text(json.dumps(record))
+        self.engine = engine
+        self.meter = meter
+        self.judge = judge
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         from localroute.data.schema import OUTCOME_SCHEMA, to_table
@@ -158,6 +140,39 @@ class ProfileWorker:
         if gr is not None:
             row |= {"score": gr.score, "score_raw": gr.score_raw, "correct": gr.correct}
         return row
+
+
+class ProfileWorker(BatchProfiler):
+    """One engine and meter per Ray Data actor; each call answers, meters and grades one batch.
+    Writing is left to the driver, off this actor's critical path (the engine starts the next
+    batch while the driver writes this one)."""
+
+    def __init__(self, pool: PoolConfig, settings: dict, out_dir: str, run_id: str):
+        import ray
+
+        from localroute.energy import make_meter
+        from localroute.engines import make_engine
+
+        judge = None
+        if settings.get("judge"):
+            from localroute.grading import Judge
+
+            j = settings["judge"]
+            judge = Judge(make_engine(j["engine"], j["model"], **j["engine_options"]))
+        super().__init__(
+            pool,
+            settings,
+            run_id,
+            make_engine(pool.engine, settings["model_path"], **pool.engine_options),
+            make_meter(pool.meter, pool.tdp_w, pool.tdp_cores),
+            judge,
+        )
+        # Where this actor runs: tests check placement against it.
+        ctx = ray.get_runtime_context()
+        workers = Path(out_dir) / "workers"
+        workers.mkdir(parents=True, exist_ok=True)
+        record = {"pool": pool.name, "node_id": ctx.get_node_id(), "pid": os.getpid()}
+        (workers / f"{pool.name}-{os.getpid()}.json").write_text(json.dumps(record))
 
 
 def turn_request(q: dict, turn: int, answers: list[str], s: dict):
