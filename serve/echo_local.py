@@ -62,6 +62,7 @@ class EchoLocal:
         pieces = text.split(" ")
         for i, piece in enumerate(pieces):
             if i == 2 and DIE_MID_STREAM in text:
+                await asyncio.sleep(0.5)  # the two deltas sent reach the caller first
                 os._exit(1)
             await asyncio.sleep(self.delay_s)
             yield {"delta": piece if i == 0 else " " + piece}

@@ -1,4 +1,5 @@
-"""What a request must pass before it is parsed: the API key and the body size limit."""
+"""What a request must pass before it is parsed: the API key, a JSON content type and the body
+size limit."""
 
 from __future__ import annotations
 
@@ -31,8 +32,25 @@ def check_key(request: Request, key_hashes: list[str]) -> None:
         raise APIError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
+def check_json_type(request: Request) -> None:
+    """415 unless the declared content type is JSON (`application/json`, or a `+json` type);
+    a request that declares none is read as JSON (its body must still parse)."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise APIError(
+            415,
+            f"Content-Type {media[:100]!r} is not supported: send 'application/json'",
+            code="unsupported_media_type",
+        )
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 as soon as it (declared or read) exceeds `limit` bytes."""
+    """The JSON body: 415 unless its content type is JSON (check_json_type), 413 as soon as it
+    (declared or read) exceeds `limit` bytes."""
+    check_json_type(request)
     too_big = APIError(
         413, f"request body exceeds {limit} bytes", code="request_too_large", param=None
     )

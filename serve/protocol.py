@@ -83,13 +83,14 @@ def _text_content(content: Any, where: str) -> str:
                 raise APIError(400, f"{where}[{i}].text must be a string", param=where)
             parts.append(text)
         return "".join(parts)
-    if content is None:
-        return ""
+    if content is None:  # an empty prompt would be sent on: say so instead
+        raise APIError(400, f"{where} must not be null", param=where)
     raise APIError(400, f"{where} must be a string or a list of text parts", param=where)
 
 
 def _unsupported(body: dict[str, Any]) -> None:
-    """400 for what the router cannot honour on both sides: several choices, tools, formats."""
+    """400 for what the router cannot honour on both sides: several choices, tools, formats,
+    log probabilities (README, "Online routing", lists these and the fields it ignores)."""
     n = body.get("n")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n != 1):
         raise APIError(400, "'n' must be 1: the router returns exactly one choice", param="n")
@@ -100,6 +101,16 @@ def _unsupported(body: dict[str, Any]) -> None:
             )
     if body.get("tool_choice") not in (None, "none"):
         raise APIError(400, "'tool_choice' is not supported without tools", param="tool_choice")
+    if body.get("logprobs") not in (None, False):
+        raise APIError(
+            400,
+            "'logprobs' is not supported: the local model's answers carry no log probabilities",
+            param="logprobs",
+        )
+    if body.get("top_logprobs") is not None:
+        raise APIError(
+            400, "'top_logprobs' is not supported (nor is 'logprobs')", param="top_logprobs"
+        )
     fmt = body.get("response_format")
     if fmt is not None and (not isinstance(fmt, dict) or fmt.get("type") != "text"):
         raise APIError(
@@ -136,7 +147,9 @@ def parse_chat_request(raw: bytes, *, max_messages: int, max_tokens_limit: int) 
         role = m.get("role")
         if role not in _ROLES:
             raise APIError(400, f"{where}.role must be one of {sorted(_ROLES)}", param=where)
-        clean.append({"role": role, "content": _text_content(m.get("content"), where + ".content")})
+        if "content" not in m:
+            raise APIError(400, f"{where}.content is required", param=f"{where}.content")
+        clean.append({"role": role, "content": _text_content(m["content"], where + ".content")})
     if clean[-1]["role"] != "user":
         raise APIError(400, "the last message must come from the user", param="messages")
     stream = body.get("stream", False)

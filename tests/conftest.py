@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +129,30 @@ def evaluated(small_build: Path, artifact: Path, tmp_path_factory) -> Path:
 
 
 # --------------------------------------------------------------------------- stand-in serving
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout_s: float = 120.0) -> Any:
+    """The suite's one readiness poll: `check()` until it returns something truthy (returned);
+    a connection that is refused or dropped counts as not yet, any other error fails at once.
+    Fails naming `what` after `timeout_s`; polls, never sleeps a fixed time in place of it."""
+    import httpx2
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(httpx2.TransportError):
+            out = check()
+            if out:
+                return out
+        assert time.monotonic() < deadline, f"{what} not within {timeout_s} s"
+        time.sleep(0.2)
+
+
+def get_ok(url: str, headers: dict[str, str] | None = None):
+    """GET `url`: the response when it is 200, else None (a check for wait_until)."""
+    import httpx2
+
+    r = httpx2.get(url, headers=headers, timeout=5.0)
+    return r if r.status_code == 200 else None
 
 
 @contextlib.contextmanager

@@ -6,8 +6,10 @@ Three applications share one Serve instance on the session's Ray cluster:
 * `/down`   the same router whose cloud answers HTTP 500 to everything (a cloud that is down),
             with a one-slot ingress so a burst meets backpressure;
 * `/stuck`  a router whose local model always times out (its cloud is the echo server), scoring
-            with a task-prior artifact trained on the real RouteLLM GSM8K labels when the shared
-            data is present (else the random router).
+            with a task-prior artifact trained on the real RouteLLM GSM8K labels (the package's
+            shipped build: no shared data needed, nothing skipped).
+
+Each test makes the requests whose traces it checks; none relies on an earlier test's.
 """
 
 from __future__ import annotations
@@ -66,25 +68,24 @@ def _cfg(cloud_url: str, tiny_dir: Path, **over):
     return dataclasses.replace(base, **over)
 
 
-def _task_prior_artifact(request, out: Path) -> tuple[Path | None, dict]:
-    try:
-        data_build = request.getfixturevalue("data_build")
-    except pytest.skip.Exception:
-        return None, {}
+def _task_prior_artifact(out: Path) -> tuple[Path, dict]:
+    """A task-prior artifact fitted on the shipped RouteLLM GSM8K train split, and its table."""
+    from localroute.data.paths import SHIPPED_DIR
     from localroute.routers import make_router
     from localroute.routers.examples import pair_examples, split_of, to_batch
 
     ex = pair_examples(
-        data_build, "routellm_gsm8k", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
+        SHIPPED_DIR, "routellm_gsm8k", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
     )
     router = make_router("task-prior")
     router.fit(to_batch(split_of(ex, "train")))
+    assert router.table, "the shipped GSM8K split gave the task-prior router nothing to learn"
     router.save(out)
     return out, router.table
 
 
 @pytest.fixture(scope="module")
-def served(ray_cluster, request, tmp_path_factory):
+def served(ray_cluster, tmp_path_factory):
     from ray import serve
 
     from serve.app import start, stop
@@ -97,7 +98,7 @@ def served(ray_cluster, request, tmp_path_factory):
     env = {"LR_TEST_CLOUD_KEY": CLOUD_KEY}
     port = free_port()
     main = _cfg(echo.base_url, tmp / "tiny")
-    artifact, table = _task_prior_artifact(request, tmp / "task-prior")
+    artifact, table = _task_prior_artifact(tmp / "task-prior")
     try:
         url = start(main, port=port, environ=env)
         down = _cfg(
@@ -260,11 +261,15 @@ def test_theta_in_the_model_name_applies_to_p_alone(served) -> None:
     assert float(h["x-localroute-alpha"]) > 0 and "not applied" not in h["x-localroute-reason"]
 
 
-def _error(exc: openai.APIStatusError) -> dict:
-    body = exc.response.json()
+def _error_body(response) -> dict:
+    body = response.json()
     assert set(body) == {"error"} and {"message", "type", "code"} <= set(body["error"])
-    assert "Traceback" not in exc.response.text
+    assert "Traceback" not in response.text
     return body["error"]
+
+
+def _error(exc: openai.APIStatusError) -> dict:
+    return _error_body(exc.response)
 
 
 def test_every_error_code_is_openai_shaped(served) -> None:
@@ -315,13 +320,26 @@ def test_every_error_code_is_openai_shaped(served) -> None:
 def test_models_health_and_metrics(served) -> None:
     import httpx2
 
-    c = client(served["url"])
+    url = served["url"]
+    c = client(url)
     ids = [m.id for m in c.models.list().data]
     assert ids[:2] == ["localroute", "router-random-0.5"]
-    health = httpx2.get(served["url"] + "/healthz").json()
+    # What this test reads below: a local answer of several tokens (a decode time per token to
+    # measure) and a decision for the cloud by the always-cloud router.
+    h, r = ask(c, "router-always-local-0.5", user("Count to ten, please."), max_tokens=4)
+    assert h["x-localroute-decision"] == "local" and r.usage.completion_tokens > 1
+    h, _ = ask(c, "router-always-cloud-0.5", user("And the cloud?"))
+    assert h["x-localroute-decision"] == "cloud"
+    # Liveness without a key says only that; the details need the key, a wrong one is 401.
+    alive = httpx2.get(url + "/healthz")
+    assert alive.status_code == 200 and alive.json() == {"status": "ok"}
+    wrong = httpx2.get(url + "/healthz", headers={"Authorization": "Bearer wrong-key"})
+    assert wrong.status_code == 401 and _error_body(wrong)["code"] == "invalid_api_key"
+    health = httpx2.get(url + "/healthz", headers={"Authorization": f"Bearer {KEY}"}).json()
     assert health["status"] == "ok" and health["router"] == "random"
-    assert health["estimates"]["local_decode_s_per_token"] is not None  # measured by now
-    text = httpx2.get(served["url"] + "/metrics").text
+    assert {"replica", "estimates", "local_queue", "sessions", "models"} <= set(health)
+    assert health["estimates"]["local_decode_s_per_token"] is not None  # measured just now
+    text = httpx2.get(url + "/metrics").text
     assert (
         'localroute_decisions_total{decision="cloud",router="always-cloud",served_by="cloud"}'
         in (text)
@@ -391,8 +409,6 @@ def test_local_failure_falls_back_to_cloud(served) -> None:
 
 
 def test_trained_artifact_scores_requests(served) -> None:
-    if served["artifact"] is None:
-        pytest.skip("the shared data is absent: no task-prior artifact to serve")
     c = client(served["url"] + "/stuck")
     table = served["table"]
     task = sorted(table)[0]
@@ -434,9 +450,22 @@ def test_200_concurrent_requests_no_failures(served) -> None:
 
 
 def test_keys_never_reach_the_logs(served) -> None:
-    """After every test above (errors, fallbacks, retries): no key in any Ray or Serve log."""
+    """After errors, fallbacks and retries (made here, whatever ran before): no key in any Ray
+    or Serve log."""
     import ray
 
+    url = served["url"]
+    with pytest.raises(openai.AuthenticationError):  # a wrong key, and the real one after it
+        client(url, key=KEY + "x").chat.completions.create(model="localroute", messages=user("x"))
+    # the cloud key sent upstream on a fallback, a streamed fallback, and a retried 500
+    h, _ = ask(client(url + "/stuck"), "router-always-local-0.5", user("keys?"))
+    assert h["x-localroute-fallback"] == "local->cloud; timeout"
+    stream = client(url + "/stuck").chat.completions.create(
+        model="router-always-local-0.5", messages=user("keys, streamed?"), stream=True
+    )
+    assert [ch for ch in stream]
+    h, _ = ask(client(url + "/down"), "router-always-cloud-0.5", user("keys?"), max_tokens=2)
+    assert h["x-localroute-fallback"] == "cloud->local; http_500"
     session = Path(ray._private.worker._global_node.get_session_dir_path())
     files = [f for f in (session / "logs").rglob("*") if f.is_file()]
     assert any("serve" in str(f) for f in files)

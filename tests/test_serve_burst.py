@@ -21,7 +21,7 @@ import time
 
 import openai
 import pytest
-from conftest import stand_in_app
+from conftest import get_ok, stand_in_app, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -57,20 +57,6 @@ def served(ray_cluster):
         yield url
 
 
-def _poll(fn, what: str, timeout_s: float):
-    """fn() until it returns something truthy, polling up to a deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            out = fn()
-            if out:
-                return out
-        except Exception:
-            pass
-        assert time.monotonic() < deadline, f"{what} not within {timeout_s}s"
-        time.sleep(0.2)
-
-
 def _terms(h) -> dict:
     return {
         "side": h["x-localroute-decision"],
@@ -95,7 +81,7 @@ def _one(c: openai.OpenAI, text: str) -> dict:
 def test_a_burst_overflows_to_the_cloud_and_comes_back(served) -> None:
     import httpx2
 
-    _poll(lambda: httpx2.get(served + "/readyz", timeout=5).status_code == 200, "ready", 120)
+    wait_until(lambda: get_ok(served + "/readyz"), "ready", 120)
     c = openai.OpenAI(base_url=served + "/v1", api_key=KEY, max_retries=0, timeout=120)
     idle = _one(c, "idle before")
     assert idle["side"] == "local" and idle["wait"] == 0.0 and idle["source"] == "config"
@@ -137,9 +123,10 @@ def test_a_burst_overflows_to_the_cloud_and_comes_back(served) -> None:
 
     # The burst drains (the ingress sees no local request in flight), then local again.
     def drained():
-        return httpx2.get(served + "/healthz", timeout=5).json()["local_queue"]["inflight"] == 0
+        health = get_ok(served + "/healthz", {"Authorization": f"Bearer {KEY}"})
+        return health is not None and health.json()["local_queue"]["inflight"] == 0
 
-    _poll(drained, "the local queue to drain", 60)
+    wait_until(drained, "the local queue to drain", 60)
     after = [_one(c, f"idle after {i}") for i in range(2)]
     assert all(r["side"] == "local" and r["wait"] == 0.0 for r in after), after
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import math
 import re
-import time
 
 import numpy as np
 import openai
 import pytest
-from conftest import stand_in_app
+from conftest import get_ok, stand_in_app, wait_until
 
 from localroute.config import bundled
 from localroute.core.live import QuantileTracker
@@ -177,24 +176,10 @@ def served(ray_cluster):
         yield url
 
 
-def _wait_ready(url: str, timeout_s: float = 120.0) -> None:
-    import httpx2
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if httpx2.get(url + "/readyz", timeout=5.0).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"{url} not ready in {timeout_s}s"
-        time.sleep(0.2)
-
-
 def test_a_target_share_holds_on_a_shifted_workload(served) -> None:
     import httpx2
 
-    _wait_ready(served)
+    wait_until(lambda: get_ok(served + "/readyz"), "ready", 120)
     texts = _workload(N)
     c = openai.OpenAI(base_url=served + "/v1", api_key=KEY, max_retries=0, timeout=30)
     rows = []
