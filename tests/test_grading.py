@@ -124,4 +124,4 @@ def test_judge_through_a_real_engine(tmp_path):
     engine = make_engine("transformers", str(build_tiny_decoder(tmp_path / "t")), device="cpu")
     (g,) = grade_judged(Judge(engine, max_tokens=8), [("What is 2+2?", "4")])
     # A random-weight judge gives no parsable rating: the score is null, not a made-up 0.
-    assert g.score is None or 0.0 <= g.score <= 1.0
+    assert g.score is None and g.score_raw is None and g.error == "judge gave no rating"

@@ -4,6 +4,7 @@ decoded, nothing fetched from outside the file, and the summary's numbers equal 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -46,7 +47,10 @@ def _browser() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no Chromium on this machine (.ci/run installs the Debian package chromium)")
+    why = "no Chromium on this machine (.ci/run installs the Debian package chromium)"
+    if os.environ.get("LOCALROUTE_REQUIRE_BROWSER"):  # CI: a missing browser is a failure
+        pytest.fail(why)
+    pytest.skip(why)
 
 
 def _run(browser: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:

@@ -104,7 +104,10 @@ def test_oracle_bounds_every_router_and_random_is_a_floor(splits, rcfg):
 @pytest.mark.parametrize("name", HEAVY)
 def test_transformer_router_trains_with_ray_train(name, splits, rcfg, ray_cluster, tmp_path):
     router, fit = fit_router(name, splits, rcfg, 0, storage=tmp_path / "rt")
-    assert 0.0 <= fit["val_auc"] <= 1.0
+    # The reported validation AUC is the loaded (best) checkpoint's on val, up to a tie or two
+    # that float noise between the worker's and the driver's thread counts may break otherwise.
+    auc = roc_auc(splits.val["label"], router.raw_score(splits.val))
+    assert fit["val_auc"] == pytest.approx(auc, abs=0.01)
     assert fit["epochs_run"] == 2.0
     run = Path(router.info["train_run"]["path"])
     assert any(run.glob("checkpoint_*")), "Ray Train wrote no checkpoint"
