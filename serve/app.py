@@ -42,18 +42,6 @@ def api_key_hashes(cfg: ServeConfig, environ: dict[str, str] | None = None) -> l
     return sorted({hash_key(k) for k in keys})
 
 
-def deployed_names(cfg: ServeConfig) -> dict[str, list[str]]:
-    """Per role, the names the deployed model goes by (the one responses report first)."""
-    from localroute.models.registry import MODELS
-
-    local = [cfg.local.model_name, cfg.local.model]
-    if cfg.local.model in MODELS:
-        local.insert(0, MODELS[cfg.local.model].label)
-    if cfg.local.engine == "vllm":
-        local.append(cfg.local.vllm.model_source)
-    return {"local": local, "cloud": [cfg.cloud.model]}
-
-
 def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None = None) -> dict:
     """The router to load in the ingress, checked here: an artifact directory (trained for the
     deployed models, or a declared stand-in) or a name."""
@@ -70,7 +58,7 @@ def router_source(cfg: ServeConfig, base_dir: Path, artifact: str | Path | None 
             info = json.loads((path / "router.json").read_text()).get("info") or {}
         except (OSError, ValueError) as exc:
             raise ConfigError(f"serve.router.artifact: {path}/router.json: {exc}") from None
-        pairing = check_pairing(info, deployed_names(cfg), cfg.router.stand_ins)
+        pairing = check_pairing(info, cfg.deployed_names(), cfg.router.stand_ins)
         return {"artifact": str(path), "pairing": pairing.to_dict(), "pairing_line": pairing.line()}
     try:
         cls = get_router_class(cfg.router.name or "")

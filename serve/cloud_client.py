@@ -115,7 +115,7 @@ class CloudClient:
 
     def body(self, payload: dict[str, Any], stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "model": self.cfg.model,
+            "model": payload.get("model") or self.cfg.model,  # a judge may name its own model
             "messages": payload["messages"],
             "stream": stream,
         }

@@ -16,6 +16,7 @@ from typing import Any
 from localroute.config import ConfigPath, bundled
 from localroute.errors import ConfigError
 from localroute.placement import Placement, ray_remote_args_for
+from serve.feedback import FeedbackConfig
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class RouterSpec:
     # here, trained model -> deployed model (localroute.routers.trained_for); every response
     # then says "router trained for X, serving Y".
     stand_ins: dict[str, str] = field(default_factory=dict)
+    # > 0: every ingress replica polls the artifact's router.json this often and adopts a new
+    # artifact (a new fingerprint) without a restart (serve/served_router.py); 0: never.
+    watch_s: float = 0.0
 
     def check(self, where: str) -> None:
         if (self.artifact is None) == (self.name is None):
@@ -299,6 +303,7 @@ class ServeConfig:
     backpressure: BackpressureOptions = field(default_factory=BackpressureOptions)
     local: LocalModelConfig = field(default_factory=LocalModelConfig)
     cloud: CloudModelConfig = field(default_factory=CloudModelConfig)
+    feedback: FeedbackConfig = field(default_factory=FeedbackConfig)  # shadow labels, off
     ingress: DeploymentScaling = field(
         default_factory=lambda: DeploymentScaling(
             max_replicas=2,
@@ -340,6 +345,18 @@ class ServeConfig:
             self.target_window,
             self.target_min_samples,
         )
+
+    def deployed_names(self) -> dict[str, list[str]]:
+        """Per role, the names the deployed model goes by (the first is shown): what a router
+        artifact's candidates are checked against (localroute.routers.trained_for)."""
+        from localroute.models.registry import MODELS
+
+        local = [self.local.model_name, self.local.model]
+        if self.local.model in MODELS:
+            local.insert(0, MODELS[self.local.model].label)
+        if self.local.engine == "vllm":
+            local.append(self.local.vllm.model_source)
+        return {"local": local, "cloud": [self.cloud.model]}
 
     def deployment_latency(self):
         """The latency model inputs of the deployed models (what train and evaluate choose and

@@ -16,14 +16,13 @@ import math
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.background import BackgroundTask
 
-from localroute.core.controller import RequestInputs, RouteController
+from localroute.core.controller import RequestInputs
 from localroute.core.live import LiveEstimates, LocalLoad
-from localroute.core.operating_point import resolve_operating_point
 from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
 from serve.decision import (
@@ -41,42 +40,14 @@ from serve.decision import (
 )
 from serve.guard import check_key, hash_key, read_body
 from serve.headers import ascii_header, controller_headers, decision_headers
-from serve.protocol import APIError, completion, error_body, model_list, new_id, parse_chat_request
+from serve.http import fastapi_app, replica_id, request_id
+from serve.protocol import APIError, completion, model_list, parse_chat_request
 from serve.relay import Dispatcher, relay
 from serve.state import SharedState
 
 __all__ = ["RouterIngress", "hash_key"]
 
 log = logging.getLogger("ray.serve")
-
-fastapi_app = FastAPI(title="localroute", docs_url=None, redoc_url=None, openapi_url=None)
-
-
-@fastapi_app.exception_handler(StarletteHTTPException)
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    return JSONResponse(
-        error_body(str(exc.detail), "invalid_request_error", code), status_code=exc.status_code
-    )
-
-
-@fastapi_app.exception_handler(Exception)
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled %s in %s", type(exc).__name__, request.url.path)
-    return JSONResponse(error_body("internal error", "server_error"), status_code=500)
-
-
-def _replica_id() -> str:
-    try:
-        return str(serve.get_replica_context().replica_id.unique_id)
-    except Exception:  # outside a Serve replica
-        return "local"
-
-
-def request_id(request: Request) -> str:
-    """Serve's proxy puts exactly one `x-request-id` on the request and on the response (the
-    client's own, else a fresh one); the response id carries it."""
-    return request.headers.get("x-request-id") or new_id()[len("chatcmpl-") :]
 
 
 @serve.deployment(name="RouterIngress")
@@ -96,27 +67,9 @@ class RouterIngress:
     ) -> None:
         import os
 
-        from localroute.routers import load_router, make_router
+        from serve.served_router import ServedRouter
 
         self.cfg = cfg
-        if router_source.get("artifact"):
-            self.router = load_router(router_source["artifact"])
-        else:
-            self.router = make_router(router_source["name"], **router_source.get("params", {}))
-        self.router_name, self.router_source = self.router.name, router_source.get("artifact")
-        # "router trained for X, serving Y" (serve.app.router_source checked it at build time)
-        self.pairing = router_source.get("pairing")
-        self.pairing_line = router_source.get("pairing_line")
-        self.routers = {self.router_name: self.router}
-        # One operating point, one precedence (config > artifact > the preset workload's alpha
-        # for a router served by name), as train and evaluate resolve it.
-        point = resolve_operating_point(
-            self.router if router_source.get("artifact") else None,
-            alpha=cfg.alpha,
-            theta=cfg.theta,
-            target=cfg.target(),
-            workload_alpha=router_source.get("alpha"),
-        )
         lat = cfg.latency
         estimates = None
         if lat.live:
@@ -125,9 +78,13 @@ class RouterIngress:
             )
         slots = max(1, cfg.local.deployment.min_replicas) * cfg.local.concurrency
         self.load = LocalLoad(slots, lat.ewma_weight, lat.min_samples)
-        self.controller = RouteController(point, latency_prior, estimates=estimates, load=self.load)
+        # The router, its operating point (one precedence: config > artifact > the preset
+        # workload's alpha, as train and evaluate resolve it) and controller; swapped without a
+        # restart when serve.router.watch_s watches the artifact (serve/served_router.py).
+        self.served = ServedRouter(cfg, router_source, latency_prior, estimates, self.load)
+        self.router_source = router_source.get("artifact")
         self.estimates = estimates
-        self.replica = _replica_id()
+        self.replica = replica_id()
         self.shared = SharedState(state, cfg.sessions.max_sessions, cfg.sessions.ttl_s)
         self.metrics = self.shared.metrics
         self.key_hashes = list(key_hashes)
@@ -136,21 +93,23 @@ class RouterIngress:
         key = os.environ.get(cfg.cloud.api_key_env) or (cloud_key.reveal() if cloud_key else "")
         self.cloud = CloudClient(cfg.cloud, key)
         self.dispatch = Dispatcher(cfg, local, self.cloud, self.load)
+        self.feedback = None  # shadow labels of live traffic (serve.feedback), off by default
+        if cfg.feedback.enabled:
+            from serve.feedback import ShadowLabeller
+
+            self.feedback = ShadowLabeller(
+                cfg.feedback, self.dispatch, self.cloud, model_names, run_id=self.replica
+            )
         self.local_window = local_window
         self._tasks: set[asyncio.Task] = set()
         self._window_task = None
         with contextlib.suppress(RuntimeError):  # Serve runs __init__ on the replica's loop
             self._window_task = asyncio.get_running_loop().create_task(self._fetch_window())
+            self.dispatch.health.start_polling()
+            if self.router_source and cfg.router.watch_s > 0:
+                self._background(self.served.watch())
 
     # ------------------------------------------------------------------ the decision
-
-    def _router(self, name: str):
-        if name not in self.routers:
-            from localroute.routers import make_router
-
-            assert name in UNTRAINED
-            self.routers[name] = make_router(name)
-        return self.routers[name]
 
     async def _score(self, router, batch) -> float:
         if router.trainable:
@@ -179,23 +138,8 @@ class RouterIngress:
             self.estimates.observe_rtt(rtt)
 
     def _learn(self, side: str, stats: dict[str, Any]) -> None:
-        """Feed one answer's measurements to the live estimates. An answer cut by its
-        max_tokens says nothing about how long an answer is, so its length is not counted."""
-        if self.estimates is None:
-            return
-        tokens = stats.get("tokens_out") if stats.get("finish_reason") != "length" else None
-        if side == "local":
-            self.estimates.observe_local(
-                stats.get("tokens_in"),
-                stats.get("ttft_s"),
-                stats.get("tokens_out"),
-                stats.get("decode_s"),
-            )
-            if tokens is None:
-                return
-            self.estimates.local_tokens.update(float(tokens))
-        else:
-            self.estimates.observe_cloud(stats.get("bytes"), stats.get("transfer_s"), tokens)
+        if self.estimates is not None:
+            self.estimates.observe_answer(side, stats)
 
     async def _local_info(self, timeout_s: float) -> dict[str, Any]:
         """The local deployment's `info()`; its context window replaces the build-time one."""
@@ -215,10 +159,11 @@ class RouterIngress:
             except Exception:
                 await asyncio.sleep(1.0)
 
-    async def _decide(self, request: Request, req, route, router) -> tuple:
+    async def _decide(self, request: Request, req, route, slot) -> tuple:
         """(Routed, features, theta headers): the router's p, the conversation's last side and
-        whether it fits the local window, decided by the controller (the report's replay runs
-        the same controller)."""
+        whether it fits the local window, decided by the slot's controller (the report's replay
+        runs the same controller); the slot was taken when the request began."""
+        router, ctl = self.served.router(slot, route.router), slot.controller
         feats = features(req.messages)
         task = request.headers.get("x-localroute-task") or self.cfg.router.default_task
         p = await self._score(router, router_batch(feats, task))
@@ -231,7 +176,7 @@ class RouterIngress:
         if self.local_window is None and window_task is not None and not window_task.done():
             await asyncio.wait({window_task}, timeout=0.5)  # the first requests: a short wait
         need = estimated_tokens(req.messages, req.max_tokens or self.cfg.local.max_new_tokens)
-        steer = route.theta is None and route.router == self.router_name
+        steer = route.theta is None and route.router == slot.name
         inputs = RequestInputs(
             p,
             feats.prompt_words,
@@ -241,10 +186,10 @@ class RouterIngress:
             need,
             self.local_window,
         )
-        routed = self.controller.decide(inputs, theta=route.theta, alpha=route.alpha, steer=steer)
-        tracker = self.controller.tracker
+        routed = ctl.decide(inputs, theta=route.theta, alpha=route.alpha, steer=steer)
+        tracker = ctl.tracker
         if steer and tracker is not None:
-            theta, _ = self.controller.theta()
+            theta, _ = ctl.theta()
             share = tracker.cloud_share()
             self.metrics.tracker_state(
                 self.replica,
@@ -270,14 +215,15 @@ class RouterIngress:
         details = {
             "status": "ok",
             "replica": serve.get_replica_context().replica_id.unique_id,
-            "router": self.router_name,
-            "degenerate": self.router.info.get("degenerate"),
-            **self.controller.state(),
+            **self.served.state(),
+            **self.served.current.controller.state(),
             "models": self.model_names,
             "estimates": self.estimates.raw() if self.estimates is not None else None,
             "local_queue": {"inflight": self.load.inflight, "slots": self.load.slots},
             "local_context_window": self.local_window,
             "sessions": await self.shared.n_sessions(),
+            # shadow labels: counts, spend and the served router's rolling AUC / Brier (drift)
+            "feedback": self.feedback.state() if self.feedback is not None else None,
         }
         return JSONResponse(details)
 
@@ -300,6 +246,8 @@ class RouterIngress:
     async def metrics(self) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
+        if self.feedback is not None:
+            self.metrics.feedback_state(self.replica, self.feedback.state())
         text, scope = await self.shared.render()
         headers = {"x-localroute-metrics-scope": scope}
         return Response(text, media_type=CONTENT_TYPE_LATEST, headers=headers)
@@ -312,10 +260,11 @@ class RouterIngress:
         except APIError as exc:
             return self._error("models", exc)
         self.metrics.request("models", 200)
-        ids = [DEFAULT_MODEL, *model_name_ids(self.router, UNTRAINED)]
-        body = model_list(ids, self.router, router_source=self.router_source)
+        slot = self.served.current
+        ids = [DEFAULT_MODEL, *model_name_ids(slot.router, UNTRAINED)]
+        body = model_list(ids, slot.router, router_source=self.router_source)
         for m in body["data"]:
-            m["pairing"], m["pairing_line"] = self.pairing, self.pairing_line
+            m["pairing"], m["pairing_line"] = slot.pairing, slot.pairing_line
         return JSONResponse(body)
 
     def _error(self, route: str, exc: APIError) -> Response:
@@ -334,10 +283,9 @@ class RouterIngress:
                 max_messages=self.cfg.limits.max_messages,
                 max_tokens_limit=self.cfg.limits.max_tokens,
             )
-            route = resolve_model(req.model, self.router_name)
-            routed, feats, theta_info = await self._decide(
-                request, req, route, self._router(route.router)
-            )
+            slot = self.served.current  # in-flight requests keep it across a swap
+            route = resolve_model(req.model, slot.name)
+            routed, feats, theta_info = await self._decide(request, req, route, slot)
         except APIError as exc:
             return self._error("chat", exc)
         self._maybe_probe()
@@ -347,16 +295,27 @@ class RouterIngress:
             "req": req,
             "decision": routed.decision,
             "router": route.router,
+            "slot": slot,
             "sid": request.headers.get(self.cfg.sessions.header),
             "feats": feats,
             "theta": theta_info,
             "t0": t0,
+            "headers": request.headers,
         }
         # A conversation too long for the local window is never sent there, not even to fall back.
         order = self.dispatch.order(routed.decision.side, fallback=routed.decision.fits_local)
         if req.stream:
             return await self._chat_stream(ctx, order)
         return await self._chat_unary(ctx, order)
+
+    def _shadow_job(self, ctx: dict[str, Any], served: str, reply: str, stats: dict | None):
+        """The shadow-labelling job of a request the served router decided (None: feedback
+        off, or another router)."""
+        if self.feedback is None or ctx["router"] != ctx["slot"].name:
+            return None
+        from serve.feedback import job_for
+
+        return job_for(ctx["req"], ctx["headers"], served, reply, ctx["decision"].p, stats)
 
     def _remember(self, ctx: dict[str, Any], served: str, reply: str) -> None:
         req, feats = ctx["req"], ctx["feats"]
@@ -372,8 +331,11 @@ class RouterIngress:
         self.metrics.decision(ctx["decision"].side, served, ctx["router"])
         self.metrics.request("chat", 200)
         headers = decision_headers(ctx["decision"], served, ctx["router"], failures, ctx["theta"])
-        if self.pairing_line and ctx["router"] == self.router_name:
-            headers["x-localroute-pairing"] = ascii_header(self.pairing_line)
+        slot = ctx["slot"]
+        if ctx["router"] == slot.name:
+            headers["x-localroute-router-fingerprint"] = str(slot.router.fingerprint)
+            if slot.pairing_line:
+                headers["x-localroute-pairing"] = ascii_header(slot.pairing_line)
         return headers
 
     async def _chat_unary(self, ctx: dict[str, Any], order: list[str]) -> Response:
@@ -392,7 +354,10 @@ class RouterIngress:
             out.get("tokens_out"),
             out.get("finish_reason") or "stop",
         )
-        return JSONResponse(body, headers=headers)
+        job = self._shadow_job(ctx, served, out["text"], out)
+        # offered after the answer is sent (Starlette runs the task after the response)
+        task = BackgroundTask(self.feedback.offer_after, job) if job is not None else None
+        return JSONResponse(body, headers=headers, background=task)
 
     async def _chat_stream(self, ctx: dict[str, Any], order: list[str]) -> Response:
         served, stream, first, failures = await self.dispatch.open(order, ctx["req"].payload())
@@ -410,6 +375,9 @@ class RouterIngress:
             if stats:
                 self._learn(served, stats)
             self._remember(ctx, served, reply)
+            job = self._shadow_job(ctx, served, reply, stats)
+            if job is not None:
+                self.feedback.offer(job)  # the last chunk is out: off the request's path
             self.metrics.observe_latency(served, True, time.perf_counter() - ctx["t0"])
 
         events = relay(

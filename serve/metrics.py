@@ -15,7 +15,23 @@ from __future__ import annotations
 
 import contextlib
 
-GAUGES = ("tracker_theta", "tracker_fill", "tracker_cloud_share", "tracker_target")
+FEEDBACK_GAUGES = {  # shadow labels (serve/feedback.py), per ingress replica
+    "feedback_labelled": "Requests shadow-labelled (both sides answered and graded)",
+    "feedback_written": "Shadow labels written to serve.feedback.out",
+    "feedback_dropped": "Shadow jobs dropped (queue full, per-minute cap, spend budget)",
+    "feedback_failed": "Shadow jobs that left no row (a failed call, an ungraded answer)",
+    "feedback_shadow_tokens": "Tokens spent on shadow calls and the judge (usage counts)",
+    "feedback_drift_auc": "Rolling AUC of the served p on the latest shadow labels",
+    "feedback_drift_brier": "Rolling Brier score of the served p on the latest shadow labels",
+    "feedback_drift_labels": "Shadow labels in the rolling drift window",
+}
+GAUGES = (
+    "tracker_theta",
+    "tracker_fill",
+    "tracker_cloud_share",
+    "tracker_target",
+    *FEEDBACK_GAUGES,
+)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -68,6 +84,7 @@ class Metrics:
             "tracker_fill": "Scores in the target-share tracker's window",
             "tracker_cloud_share": "Cloud share of the decisions in the tracker's window",
             "tracker_target": "The configured target cloud share",
+            **FEEDBACK_GAUGES,
         }
         gauges = {
             g: Gauge(f"localroute_{g}", gauge_help[g], ["replica"], registry=r) for g in GAUGES
@@ -191,6 +208,24 @@ class Metrics:
             ("tracker_target", target),
         ):
             self.record(name, tags, float(value))
+
+    def feedback_state(self, replica: str, st: dict) -> None:
+        """The shadow labeller's counts, spend and drift (NaN where not yet known)."""
+        import math
+
+        drift = st["drift"]
+        dropped = st["dropped_full"] + st["dropped_rate"] + st["dropped_budget"]
+        for name, value in (
+            ("feedback_labelled", st["labelled"]),
+            ("feedback_written", st["written"]),
+            ("feedback_dropped", dropped),
+            ("feedback_failed", st["failed"] + st["write_failed"]),
+            ("feedback_shadow_tokens", st["shadow_tokens"]),
+            ("feedback_drift_auc", drift["auc"]),
+            ("feedback_drift_brier", drift["brier"]),
+            ("feedback_drift_labels", drift["n"]),
+        ):
+            self.record(name, {"replica": replica}, math.nan if value is None else float(value))
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

@@ -75,10 +75,27 @@ class SideHealth:
     `interval_s`) waits for a replica to answer again, which marks it up. Only a dead replica
     marks it down: a busy one (timeouts, backpressure) is the queue's business, not health's."""
 
-    def __init__(self, probe: Callable[[], Any], interval_s: float = 0.5) -> None:
+    def __init__(self, probe: Callable[[], Any], interval_s: float = 0.5, running=None) -> None:
         self.probe, self.interval_s = probe, interval_s
+        self.running = running  # () -> awaitable running-replica count, or None
         self.down_since: float | None = None
         self._task: asyncio.Task | None = None
+        self._poll: asyncio.Task | None = None
+
+    def start_polling(self, every_s: float = 1.0) -> None:
+        """A second signal for a death no request noticed: Serve's own count of running local
+        replicas (its controller marks a dead one within its health-check period)."""
+        if self.running is not None and self._poll is None:
+            self._poll = asyncio.get_running_loop().create_task(self._count(every_s))
+
+    async def _count(self, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                if self.up and await self.running() == 0:
+                    self.failed("replica_died")
+            except Exception:  # noqa: BLE001 - no answer from the controller: no verdict
+                continue
 
     @property
     def up(self) -> bool:
@@ -116,12 +133,22 @@ class Dispatcher:
         self.local_stream = local.options(stream=True)
         self.cloud = cloud
         self.load = load
-        self.health = SideHealth(lambda: self.local.info.remote())
+        self.health = SideHealth(lambda: self.local.info.remote(), running=self._running)
+
         self.timeouts = {
             "local": cfg.local.timeout_s * (cfg.local.retries + 1) + 5.0,
             "cloud": cfg.cloud.timeout_s + 5.0,  # a guard: the client keeps its own deadline
         }
         self.tries = {"local": cfg.local.retries + 1, "cloud": 1}  # the client retries itself
+
+    async def _running(self) -> int | None:
+        """Serve's count of RUNNING replicas of the local deployment (None: not found)."""
+        from ray import serve
+
+        st = await asyncio.to_thread(serve.status)
+        app = st.applications.get(self.local.app_name)
+        dep = app.deployments.get(self.local.deployment_name) if app else None
+        return int((dep.replica_states or {}).get("RUNNING", 0)) if dep else None
 
     def order(self, side: str, fallback: bool = True) -> list[str]:
         return [side, OTHER[side]] if (self.cfg.fallback and fallback) else [side]

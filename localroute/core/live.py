@@ -160,14 +160,32 @@ class LiveEstimates:
         ttft_s: float | None,
         tokens_out: int | None,
         decode_s: float | None,
+        complete: bool = True,
     ) -> None:
+        """A local answer's timings; its length counts only when ``complete`` (not cut)."""
         with self._lock:
             if tokens_in and ttft_s:
                 self.local_prefill_s.update(ttft_s / tokens_in)
             if tokens_out and tokens_out > 1 and decode_s:
                 self.local_decode_s.update(decode_s / (tokens_out - 1))
-            if tokens_out:
+            if tokens_out and complete:
                 self.local_tokens.update(float(tokens_out))
+
+    def observe_answer(self, side: str, stats: dict[str, Any]) -> None:
+        """One served answer's measurements (a side's reply stats). An answer cut by its
+        max_tokens says nothing about how long an answer is: its length is not counted."""
+        complete = stats.get("finish_reason") != "length"
+        if side == "local":
+            self.observe_local(
+                stats.get("tokens_in"),
+                stats.get("ttft_s"),
+                stats.get("tokens_out"),
+                stats.get("decode_s"),
+                complete=complete,
+            )
+        else:
+            tokens = stats.get("tokens_out") if complete else None
+            self.observe_cloud(stats.get("bytes"), stats.get("transfer_s"), tokens)
 
     def snapshot(self, prior: LatencyModel) -> EstimateSnapshot:
         """The figures in force now: measured ones, each decayed toward ``prior``'s by its age."""

@@ -48,6 +48,21 @@ def pair_examples(
         outcomes = pa.concat_tables(
             [outcomes.select(cols), extra.select(cols).cast(outcomes.select(cols).schema)]
         )
+    queries = read_table(data_dir, "queries", [source])
+    return examples_from(queries, outcomes, source, local, cloud, rule, bar)
+
+
+def examples_from(
+    queries: pa.Table,
+    outcomes: pa.Table,
+    source: str,
+    local: str,
+    cloud: str,
+    rule: str = "ge",
+    bar: float | None = None,
+) -> pa.Table:
+    """Labelled examples from a queries and an outcomes table (a build's source, or the
+    shadow labels serve wrote)."""
     models = set(outcomes["model"].unique().to_pylist())
     missing = [m for m in (local, cloud) if m not in models]
     if missing:
@@ -63,7 +78,6 @@ def pair_examples(
         t = keep.filter(pc.equal(keep["model"], model)).drop_columns(["model"])
         sides[side] = t.rename_columns(["query_id", "turn", f"q_{side}"])
     joined = sides["local"].join(sides["cloud"], ["query_id", "turn"], join_type="inner")
-    queries = read_table(data_dir, "queries", [source])
     joined = joined.sort_by([("query_id", "ascending"), ("turn", "ascending")])
     rows = queries.take(pc.index_in(joined["query_id"], queries["query_id"]))
     for name in ("task", "turns", "split", "contaminated"):

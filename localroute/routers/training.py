@@ -147,7 +147,7 @@ MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
 
 def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
     """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
-    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or fewer than MIN_LABEL_ROWS of a label. Its p is
+    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or < MIN_LABEL_ROWS of a label. Its p is
     then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
     from localroute.metrics import roc_auc
 

@@ -187,6 +187,8 @@ def splits_for(data_dir: Path, data: str, pair: str | None, rcfg, seed: int, hol
     `profile:DIR` (the outcome rows `localroute profile` measured)."""
     if data.startswith(PROFILE):
         return load_profiled(data_dir, data, pair, rcfg, seed)
+    if data.startswith(FEEDBACK):
+        return load_feedback(data, pair, rcfg)
     sources = source_list(data_dir, data)
     if len(sources) == 1 and holdout is None:  # one source: the pair as given ("auto": default)
         given = pair if pair and pair != "auto" else pair_for(data_dir, sources[0], None)
@@ -202,7 +204,7 @@ def subsample(batch: dict, n: int | None, seed: int) -> dict:
     return {k: v[idx] for k, v in batch.items()}
 
 
-PROFILE = "profile:"
+PROFILE, FEEDBACK = "profile:", "feedback:"
 MIN_TRAIN, MIN_VAL = 50, 20  # labelled rows below which a router learns nothing worth serving
 
 
@@ -269,4 +271,37 @@ def load_profiled(data_dir: Path, spec: str, pair: str | None, rcfg, seed: int) 
         "cloud": f"published ({cloud}, {', '.join(parts)})",
     }
     out.label_counts = {"measured": counts["train"] + counts["val"], "published": 0, "feedback": 0}
+    return out
+
+
+def load_feedback(spec: str, pair: str | None, rcfg) -> Splits:
+    """Examples from the shadow labels `localroute serve` wrote (serve.feedback): both deployed
+    models' graded answers on live requests, split by a seeded hash of the prompt. A corrupt or
+    foreign file is one DataError naming it (read_table validates every file)."""
+    from localroute.data.build import read_table
+    from localroute.routers.examples import examples_from
+
+    path = Path(spec[len(FEEDBACK) :])
+    if not (path / "outcomes").is_dir() or not (path / "queries").is_dir():
+        raise DataError(f"--data {spec}: {path} holds no shadow labels (queries/, outcomes/)")
+    if not pair or pair == "auto":
+        raise DataError(f"--data {spec} needs --pair LOCAL,CLOUD (the deployed models)")
+    local, cloud = parse_pair(pair)
+    ex = examples_from(
+        read_table(path, "queries"), read_table(path, "outcomes"), "feedback", local, cloud,
+        rcfg.rule, rcfg.bar,
+    )  # fmt: skip
+    parts = {k: to_batch(split_of(ex, k)) for k in ("train", "val", "test")}
+    counts = {k: len(v["text"]) for k, v in parts.items()}
+    if counts["train"] < MIN_TRAIN or counts["val"] < MIN_VAL or not counts["test"]:
+        raise DataError(
+            f"--data {spec}: {ex.num_rows} shadow-labelled requests for {local} vs {cloud} give "
+            f"{counts['train']} train / {counts['val']} val / {counts['test']} test examples "
+            f"(need >= {MIN_TRAIN} train, {MIN_VAL} val, 1 test): let serve label more traffic"
+        )
+    out = Splits(
+        "feedback", local, cloud, [local, cloud], parts["train"], parts["val"], parts["test"]
+    )
+    out.label_sources = {r: f"feedback (shadow labels, {spec})" for r in ("local", "cloud")}
+    out.label_counts = {"feedback": counts["train"] + counts["val"], "published": 0, "measured": 0}
     return out

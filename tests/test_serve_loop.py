@@ -1,0 +1,218 @@
+"""TrafficBench's loop through the real server: shadow labels from live traffic (serve.feedback),
+a router retrained from them (`localroute train --data feedback:DIR`), and a new artifact
+adopted without a restart under concurrent load (serve.router.watch_s), an artifact for other
+models refused while the old one keeps serving.
+
+The real Serve application on 127.0.0.1 with a scripted local stand-in (`local: <prompt>`) and
+an echo cloud (`echo: <prompt>`); each request carries its reference answer in a header, so the
+grader (the project's `normalised` grading) labels it: even requests expect the local answer,
+odd ones the cloud's.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from conftest import EVAL_PAIR, stand_in_app
+
+from cli.main import main
+
+pytestmark = pytest.mark.timeout(300)
+
+KEY = "sk-loop-" + "5a6b7c8d"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+ONE = dict(min_replicas=1, max_replicas=1, num_cpus=0.05)
+MIXTRAL, GPT4 = EVAL_PAIR.split(",")
+STAND_INS = {MIXTRAL: "tiny-qwen2-random", GPT4: "echo-large"}
+N = 150
+
+
+def _ready(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx2.get(url + "/readyz", timeout=5).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        assert time.monotonic() < deadline, "not ready"
+        time.sleep(0.2)
+
+
+def _gauge(url: str, name: str) -> float:
+    text = httpx2.get(url + "/metrics", timeout=10).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
+    return sum(values) if values else float("nan")
+
+
+@pytest.fixture(scope="module")
+def served(ray_cluster, artifact: Path, tmp_path_factory):
+    from serve.config import DeploymentScaling, LocalModelConfig, RouterSpec
+    from serve.echo_local import EchoLocal
+    from serve.feedback import FeedbackConfig
+
+    tmp = tmp_path_factory.mktemp("loop")
+    watched = tmp / "router"
+    shutil.copytree(artifact, watched)
+    local = EchoLocal.options(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.05})
+    with stand_in_app(
+        "loop",
+        KEY,
+        local.bind(),
+        router=RouterSpec(artifact=str(watched), stand_ins=STAND_INS, watch_s=0.2),
+        feedback=FeedbackConfig(
+            enabled=True,
+            sample=1.0,
+            out=str(tmp / "feedback"),
+            flush_rows=10,
+            max_per_minute=10_000,
+        ),
+        local=LocalModelConfig(
+            concurrency=8, deployment=DeploymentScaling(max_ongoing_requests=32, **ONE)
+        ),
+        ingress=DeploymentScaling(max_ongoing_requests=64, **ONE),
+    ) as url:
+        _ready(url)
+        yield {"url": url, "watched": watched, "feedback": tmp / "feedback", "tmp": tmp}
+
+
+def test_shadow_labels_from_live_traffic_train_a_router(served, small_build, capsys) -> None:
+    from localroute.data.build import read_table
+
+    url = served["url"]
+    with httpx2.Client(timeout=60) as c:
+        for i in range(N):
+            text = f"question {i}: what is {i} times {i + 3}?"
+            want = f"local: {text}" if i % 2 == 0 else f"echo: {text}"
+            body = {"model": "localroute", "messages": [{"role": "user", "content": text}]}
+            if i % 10 == 0:
+                body["stream"] = True  # a streamed answer is offered once its last chunk is out
+            r = c.post(
+                url + "/v1/chat/completions",
+                json=body,
+                headers={**AUTH, "x-localroute-reference": want},
+            )
+            assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 60
+    while _gauge(url, "localroute_feedback_labelled") < N:
+        assert time.monotonic() < deadline, _gauge(url, "localroute_feedback_labelled")
+        time.sleep(0.2)
+    assert _gauge(url, "localroute_feedback_dropped") == 0
+    assert _gauge(url, "localroute_feedback_failed") == 0
+    assert _gauge(url, "localroute_feedback_drift_labels") == N
+    assert _gauge(url, "localroute_feedback_shadow_tokens") > 0
+    # task-prior scores every request alike: its rolling AUC on the shadow labels is chance
+    assert _gauge(url, "localroute_feedback_drift_auc") == pytest.approx(0.5)
+    written = _gauge(url, "localroute_feedback_written")
+    assert written == N - N % 10  # whole batches of 10 so far; the rest waits for the next
+    queries = read_table(served["feedback"], "queries")
+    outcomes = read_table(served["feedback"], "outcomes")
+    assert queries.num_rows == written and outcomes.num_rows == 2 * written
+    assert set(outcomes["provenance"].to_pylist()) == {"feedback"}
+    by_model = {m: [] for m in ("local-tiny-qwen2", "echo-large")}
+    for row in outcomes.to_pylist():
+        by_model[row["model"]].append((row["query_id"], row["score"]))
+    for model, rows in by_model.items():  # the local answer right on even requests only
+        assert len(rows) == written, model
+    labels = {}
+    for q in queries.to_pylist():
+        i = int(q["turns"][-1]["content"].split()[1].rstrip(":"))
+        labels[q["query_id"]] = i % 2
+    local_scores = dict(by_model["local-tiny-qwen2"])
+    assert all(local_scores[q] == float(labels[q] == 0) for q in labels)
+    assert not list(served["feedback"].rglob("*.tmp"))  # nothing half-written
+
+    # Retrain from them: the artifact says its labels are shadow labels of the deployed pair.
+    cfg = served["tmp"] / "train.yaml"
+    cfg.write_text(f"data:\n  out: {small_build}\n")
+    out = served["tmp"] / "retrained"
+    argv = ["train", "--config", str(cfg), "--router", "task-prior", "--out", str(out)]
+    rc = main(
+        [*argv, "--data", f"feedback:{served['feedback']}", "--pair", "local-tiny-qwen2,echo-large"]
+    )
+    assert rc == 0, capsys.readouterr().err
+    info = json.loads((out / "router.json").read_text())["info"]
+    assert info["labels"]["feedback"] == info["n_train"] + info["calibration"]["n_val"]
+    assert {c["labels"].split(" ")[0] for c in info["candidates"]} == {"feedback"}
+
+
+def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
+    served, small_build, tmp_path_factory
+) -> None:
+    from conftest import train_artifact
+
+    from localroute.routers import load_router
+
+    url, watched = served["url"], served["watched"]
+    old = load_router(watched).fingerprint
+    new_dir = train_artifact(
+        "task-prior", small_build, tmp_path_factory.mktemp("b"), "routellm_gsm8k"
+    )
+    new = load_router(new_dir)
+    assert new.fingerprint != old
+    rows: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx2.Client(timeout=60) as c:
+            while not stop.is_set():
+                r = c.post(
+                    url + "/v1/chat/completions",
+                    json={"model": "localroute", "messages": [{"role": "user", "content": "hi"}]},
+                    headers=AUTH,
+                )
+                rows.append((r.status_code, r.headers.get("x-localroute-router-fingerprint")))
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(32)]
+    for t in threads:
+        t.start()
+    try:
+        while len(rows) < 50:
+            time.sleep(0.05)
+        new.save(watched)  # weights, then router.json: what `localroute train --out` does
+        deadline = time.monotonic() + 30
+        while not any(fp == new.fingerprint for _, fp in rows[-5:]):
+            assert time.monotonic() < deadline, "the new artifact was never adopted"
+            time.sleep(0.05)
+        n = len(rows)
+        while len(rows) < n + 50:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert all(status == 200 for status, _ in rows), [r for r in rows if r[0] != 200][:3]
+    fps = [fp for _, fp in rows]
+    assert set(fps) == {old, new.fingerprint}
+    first_new = fps.index(new.fingerprint)
+    assert fps[:first_new].count(new.fingerprint) == 0 and first_new > 0
+    listed = httpx2.get(url + "/v1/models", headers=AUTH, timeout=10).json()["data"][0]
+    assert listed["fingerprint"] == new.fingerprint
+
+    # An artifact for other models is refused; the adopted one keeps serving.
+    foreign = load_router(new_dir)
+    foreign.info["candidates"] = [
+        {"role": "local", "model": "llama-3.1-8b-instruct", "labels": "published"},
+        {"role": "cloud", "model": "llama-3.1-nemotron-51b-instruct", "labels": "published"},
+    ]
+    foreign.save(watched)
+    deadline = time.monotonic() + 30
+    while (
+        json.loads(httpx2.get(url + "/healthz", headers=AUTH, timeout=10).text).get("refused", 0)
+        < 1
+    ):
+        assert time.monotonic() < deadline, "the foreign artifact was not refused"
+        time.sleep(0.1)
+    r = httpx2.post(
+        url + "/v1/chat/completions",
+        json={"model": "localroute", "messages": [{"role": "user", "content": "hi"}]},
+        headers=AUTH,
+        timeout=30,
+    )
+    assert r.status_code == 200 and r.headers["x-localroute-router-fingerprint"] == new.fingerprint
