@@ -14,7 +14,7 @@ import time
 
 import httpx2
 import pytest
-from conftest import stand_in_app
+from conftest import get_ok, stand_in_app, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,22 +55,10 @@ def _replica_actor():
     return ray.get_actor(names[0]["name"], namespace=names[0]["namespace"])
 
 
-def _ready(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx2.get(url + "/readyz", timeout=5).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        assert time.monotonic() < deadline, "not ready"
-        time.sleep(0.2)
-
-
 def test_a_killed_local_replica_sends_new_requests_to_the_cloud(served) -> None:
     import ray
 
-    _ready(served)
+    wait_until(lambda: get_ok(served + "/readyz"), "the app ready")
     rows: list[dict] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -114,10 +102,7 @@ def test_a_killed_local_replica_sends_new_requests_to_the_cloud(served) -> None:
             with lock:
                 return any(r["sent"] > kill_at[0] and r["served"] == "local" for r in rows)
 
-        deadline = time.monotonic() + 150
-        while not local_again():
-            assert time.monotonic() < deadline, "the local side never answered again"
-            time.sleep(0.1)
+        wait_until(local_again, "the local side answering again", 150)
         time.sleep(0.5)  # a few more local answers after it is back
     finally:
         stop.set()

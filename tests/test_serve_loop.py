@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import EVAL_PAIR, stand_in_app
+from conftest import EVAL_PAIR, get_ok, stand_in_app, wait_until
 
 from cli.main import main
 
@@ -31,18 +31,6 @@ ONE = dict(min_replicas=1, max_replicas=1, num_cpus=0.05)
 MIXTRAL, GPT4 = EVAL_PAIR.split(",")
 STAND_INS = {MIXTRAL: "tiny-qwen2-random", GPT4: "echo-large"}
 N = 150
-
-
-def _ready(url: str) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx2.get(url + "/readyz", timeout=5).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        assert time.monotonic() < deadline, "not ready"
-        time.sleep(0.2)
 
 
 def _gauge(url: str, name: str) -> float:
@@ -78,7 +66,7 @@ def served(ray_cluster, artifact: Path, tmp_path_factory):
         ),
         ingress=DeploymentScaling(max_ongoing_requests=64, **ONE),
     ) as url:
-        _ready(url)
+        wait_until(lambda: get_ok(url + "/readyz"), "the app ready")
         yield {"url": url, "watched": watched, "feedback": tmp / "feedback", "tmp": tmp}
 
 
@@ -99,10 +87,7 @@ def test_shadow_labels_from_live_traffic_train_a_router(served, small_build, cap
                 headers={**AUTH, "x-localroute-reference": want},
             )
             assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 60
-    while _gauge(url, "localroute_feedback_labelled") < N:
-        assert time.monotonic() < deadline, _gauge(url, "localroute_feedback_labelled")
-        time.sleep(0.2)
+    wait_until(lambda: _gauge(url, "localroute_feedback_labelled") >= N, "every shadow label", 60)
     assert _gauge(url, "localroute_feedback_dropped") == 0
     assert _gauge(url, "localroute_feedback_failed") == 0
     assert _gauge(url, "localroute_feedback_drift_labels") == N
@@ -176,10 +161,7 @@ def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
         while len(rows) < 50:
             time.sleep(0.05)
         new.save(watched)  # weights, then router.json: what `localroute train --out` does
-        deadline = time.monotonic() + 30
-        while not any(fp == new.fingerprint for _, fp in rows[-5:]):
-            assert time.monotonic() < deadline, "the new artifact was never adopted"
-            time.sleep(0.05)
+        wait_until(lambda: any(fp == new.fingerprint for _, fp in rows[-5:]), "the swap", 30)
         n = len(rows)
         while len(rows) < n + 50:
             time.sleep(0.05)
@@ -202,13 +184,11 @@ def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
         {"role": "cloud", "model": "llama-3.1-nemotron-51b-instruct", "labels": "published"},
     ]
     foreign.save(watched)
-    deadline = time.monotonic() + 30
-    while (
-        json.loads(httpx2.get(url + "/healthz", headers=AUTH, timeout=10).text).get("refused", 0)
-        < 1
-    ):
-        assert time.monotonic() < deadline, "the foreign artifact was not refused"
-        time.sleep(0.1)
+
+    def refused() -> bool:
+        return httpx2.get(url + "/healthz", headers=AUTH, timeout=10).json().get("refused", 0) >= 1
+
+    wait_until(refused, "the foreign artifact refused", 30)
     r = httpx2.post(
         url + "/v1/chat/completions",
         json={"model": "localroute", "messages": [{"role": "user", "content": "hi"}]},
