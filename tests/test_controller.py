@@ -160,7 +160,7 @@ def test_the_target_share_holds_on_a_replayed_shifted_stream() -> None:
 
 def test_a_router_whose_ranking_does_not_beat_random_is_flagged() -> None:
     from localroute.routers import make_router
-    from localroute.routers.training import flag_degenerate
+    from localroute.routers.calibration import flag_degenerate
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 400).astype(float)

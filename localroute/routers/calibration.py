@@ -142,3 +142,34 @@ def calibration_report(raw: np.ndarray, p: np.ndarray, labels: np.ndarray) -> di
         "ece_raw": ece(raw, labels),
         "ece": ece(p, labels),
     }
+
+
+MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
+
+
+def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
+    """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
+    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or < MIN_LABEL_ROWS of a label. Its p is
+    then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
+    from localroute.metrics import roc_auc
+
+    y = np.asarray(labels, np.float64)
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+    auc = roc_auc(y, raw) if n1 and n0 else float("nan")
+    if np.isfinite(auc):
+        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+        var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+        se = float(np.sqrt(max(var, 0.0)))
+    else:
+        se = float("nan")
+    enough = min(n1, n0) >= MIN_LABEL_ROWS  # the SE is no guide on a handful of rows
+    if enough and np.isfinite(auc) and auc - 2 * se > 0.5:
+        router.info.pop("degenerate", None)
+        return None
+    why = (
+        f"held-out AUC {auc:.3f} +/- {se:.3f} on {n1 + n0} rows of the {on} does not beat "
+        "random (0.5) with confidence: its p carries (almost) no ranking, so the latency term "
+        "alone decides"
+    )
+    router.info["degenerate"] = why
+    return why

@@ -32,7 +32,12 @@ import numpy as np
 
 from localroute.errors import ConfigError
 from localroute.placement import HARDWARE_LABEL, Placement, scaling_config_args_for, unschedulable
-from localroute.routers.calibration import IDENTITY, calibration_report, fit_calibrator
+from localroute.routers.calibration import (
+    IDENTITY,
+    calibration_report,
+    fit_calibrator,
+    flag_degenerate,
+)
 from localroute.routers.errors import RouterError
 from localroute.routers.features import Batch, contexts, n_rows, prompt_words, take, texts
 from localroute.routers.threshold import choose_threshold
@@ -140,37 +145,6 @@ def calibrate_probabilities(router, held: Batch | None, on: str) -> dict[str, An
     router.info["calibrator"] = {**router.calibrator.to_dict(), "on": on, **report}
     flag_degenerate(router, raw, labels, on)
     return router.info["calibrator"]
-
-
-MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
-
-
-def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
-    """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
-    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or < MIN_LABEL_ROWS of a label. Its p is
-    then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
-    from localroute.metrics import roc_auc
-
-    y = np.asarray(labels, np.float64)
-    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
-    auc = roc_auc(y, raw) if n1 and n0 else float("nan")
-    if np.isfinite(auc):
-        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-        var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
-        se = float(np.sqrt(max(var, 0.0)))
-    else:
-        se = float("nan")
-    enough = min(n1, n0) >= MIN_LABEL_ROWS  # the SE is no guide on a handful of rows
-    if enough and np.isfinite(auc) and auc - 2 * se > 0.5:
-        router.info.pop("degenerate", None)
-        return None
-    why = (
-        f"held-out AUC {auc:.3f} +/- {se:.3f} on {n1 + n0} rows of the {on} does not beat "
-        "random (0.5) with confidence: its p carries (almost) no ranking, so the latency term "
-        "alone decides"
-    )
-    router.info["degenerate"] = why
-    return why
 
 
 def _usable(split: Batch | None) -> bool:
