@@ -36,6 +36,7 @@ def make_app(
     hang_s: float = 3600.0,
     stopping: threading.Event | None = None,
     trickle_s: float = 20.0,
+    answers: dict[str, str] | None = None,
 ):
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -103,7 +104,8 @@ def make_app(
         content = user[-1]["content"] if user else ""
         if isinstance(content, list):
             content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        text = f"echo: {content}"
+        # a scripted answer for a known prompt (e.g. a model's published outcome), else the echo
+        text = (answers or {}).get(content, f"echo: {content}")
         n_in = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
         n_out = len(text.split())
         cid = "chatcmpl-echo" + uuid.uuid4().hex[:16]
@@ -174,13 +176,14 @@ class EchoServer:
         port: int | None = None,
         hang_s: float = 3600.0,
         trickle_s: float = 20.0,
+        answers: dict[str, str] | None = None,
     ) -> None:
         import uvicorn
 
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.stopping = threading.Event()
-        self.app = make_app(mode, api_key, hang_s, self.stopping, trickle_s)
+        self.app = make_app(mode, api_key, hang_s, self.stopping, trickle_s, answers)
         config = uvicorn.Config(
             self.app,
             host=self.host,

@@ -31,18 +31,21 @@ class EchoLocal:
         start_delay_s: float = 0.0,
         context_window: int | None = 2048,
         model_name: str = "echo-local",
+        answers: dict[str, str] | None = None,
     ) -> None:
         time.sleep(start_delay_s)
         self.delay_s = delay_s
         self.window = context_window
         self.model_name = model_name
+        self.answers = answers or {}  # scripted answers by prompt (a published outcome)
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model_name, "hardware": "none", "context_window": self.window}
 
     def _text(self, payload: dict[str, Any]) -> str:
         users = [m["content"] for m in payload["messages"] if m["role"] == "user"]
-        return f"local: {users[-1] if users else ''}"
+        last = users[-1] if users else ""
+        return self.answers.get(last, f"local: {last}")
 
     async def generate(self, payload: dict[str, Any]) -> dict[str, Any]:
         text = self._text(payload)

@@ -25,6 +25,7 @@ from localroute.core.controller import RequestInputs
 from localroute.core.live import LiveEstimates, LocalLoad
 from serve.cloud_client import CloudClient, Secret
 from serve.config import ServeConfig
+from serve.decided import DecidedRequest
 from serve.decision import (
     DEFAULT_MODEL,
     UNTRAINED,
@@ -290,64 +291,64 @@ class RouterIngress:
             return self._error("chat", exc)
         self._maybe_probe()
         self.metrics.observe_hop(time.perf_counter() - t0)
-        ctx = {
-            "rid": rid,
-            "req": req,
-            "decision": routed.decision,
-            "router": route.router,
-            "slot": slot,
-            "sid": request.headers.get(self.cfg.sessions.header),
-            "feats": feats,
-            "theta": theta_info,
-            "t0": t0,
-            "headers": request.headers,
-        }
+        ctx = DecidedRequest(
+            rid=rid,
+            req=req,
+            router=route.router,
+            slot=slot,
+            routed=routed,
+            feats=feats,
+            theta_headers=theta_info,
+            t0=t0,
+            headers=request.headers,
+            session_id=request.headers.get(self.cfg.sessions.header),
+        )
         # A conversation too long for the local window is never sent there, not even to fall back.
         order = self.dispatch.order(routed.decision.side, fallback=routed.decision.fits_local)
         if req.stream:
             return await self._chat_stream(ctx, order)
         return await self._chat_unary(ctx, order)
 
-    def _shadow_job(self, ctx: dict[str, Any], served: str, reply: str, stats: dict | None):
+    def _shadow_job(self, ctx: DecidedRequest, served: str, reply: str, stats: dict | None):
         """The shadow-labelling job of a request the served router decided (None: feedback
         off, or another router)."""
-        if self.feedback is None or ctx["router"] != ctx["slot"].name:
+        if self.feedback is None or not ctx.by_served_router:
             return None
         from serve.feedback import job_for
 
-        return job_for(ctx["req"], ctx["headers"], served, reply, ctx["decision"].p, stats)
+        return job_for(ctx.req, ctx.headers, served, reply, ctx.decision.p, stats)
 
-    def _remember(self, ctx: dict[str, Any], served: str, reply: str) -> None:
-        req, feats = ctx["req"], ctx["feats"]
+    def _remember(self, ctx: DecidedRequest, served: str, reply: str) -> None:
+        req, feats = ctx.req, ctx.feats
         # Under the prefix hash always (a client may drop the header), and the session id too.
         context = feats.context_words + feats.prompt_words + words(reply)
         self.shared.put_session(continuation_key(req.messages, reply), served, context)
-        if ctx["sid"]:
-            self.shared.put_session(session_key(ctx["sid"]), served, context)
+        if ctx.session_id:
+            self.shared.put_session(session_key(ctx.session_id), served, context)
 
-    def _served(self, ctx: dict[str, Any], served: str, failures: list) -> dict[str, str]:
+    def _served(self, ctx: DecidedRequest, served: str, failures: list) -> dict[str, str]:
         if failures:
             self.metrics.fallback(failures[0][0], served, failures[0][1].get("kind", "error"))
-        self.metrics.decision(ctx["decision"].side, served, ctx["router"])
+        self.metrics.decision(ctx.decision.side, served, ctx.router)
         self.metrics.request("chat", 200)
-        headers = decision_headers(ctx["decision"], served, ctx["router"], failures, ctx["theta"])
-        slot = ctx["slot"]
-        if ctx["router"] == slot.name:
+        headers = decision_headers(ctx.decision, served, ctx.router, failures, ctx.theta_headers)
+        slot = ctx.slot
+        if ctx.by_served_router:
             headers["x-localroute-router-fingerprint"] = str(slot.router.fingerprint)
             if slot.pairing_line:
                 headers["x-localroute-pairing"] = ascii_header(slot.pairing_line)
         return headers
 
-    async def _chat_unary(self, ctx: dict[str, Any], order: list[str]) -> Response:
-        served, out, failures = await self.dispatch.unary(order, ctx["req"].payload())
+    async def _chat_unary(self, ctx: DecidedRequest, order: list[str]) -> Response:
+        served, out, failures = await self.dispatch.unary(order, ctx.req.payload())
         if served is None:
             return self._error("chat", self.dispatch.all_failed(failures))
         headers = self._served(ctx, served, failures)
         self._learn(served, out)
         self._remember(ctx, served, out["text"])
-        self.metrics.observe_latency(served, False, time.perf_counter() - ctx["t0"])
+        self.metrics.observe_latency(served, False, time.perf_counter() - ctx.t0)
         body = completion(
-            ctx["rid"],
+            ctx.rid,
             self.model_names[served],  # the configured name, as in stream chunks
             out["text"],
             out.get("tokens_in"),
@@ -359,13 +360,13 @@ class RouterIngress:
         task = BackgroundTask(self.feedback.offer_after, job) if job is not None else None
         return JSONResponse(body, headers=headers, background=task)
 
-    async def _chat_stream(self, ctx: dict[str, Any], order: list[str]) -> Response:
-        served, stream, first, failures = await self.dispatch.open(order, ctx["req"].payload())
+    async def _chat_stream(self, ctx: DecidedRequest, order: list[str]) -> Response:
+        served, stream, first, failures = await self.dispatch.open(order, ctx.req.payload())
         if served is None:
             return self._error("chat", self.dispatch.all_failed(failures))
         headers = self._served(ctx, served, failures)
         t_open = time.perf_counter()
-        self.metrics.observe_ttft(served, t_open - ctx["t0"])
+        self.metrics.observe_ttft(served, t_open - ctx.t0)
 
         def on_end(reply: str, stats: dict[str, Any] | None, ok: bool) -> None:
             if served == "local":
@@ -378,15 +379,15 @@ class RouterIngress:
             job = self._shadow_job(ctx, served, reply, stats)
             if job is not None:
                 self.feedback.offer(job)  # the last chunk is out: off the request's path
-            self.metrics.observe_latency(served, True, time.perf_counter() - ctx["t0"])
+            self.metrics.observe_latency(served, True, time.perf_counter() - ctx.t0)
 
         events = relay(
-            ctx["rid"],
+            ctx.rid,
             self.model_names[served],
             served,
             stream,
             first,
-            ctx["req"].include_usage,
+            ctx.req.include_usage,
             on_end,
         )
         return StreamingResponse(
