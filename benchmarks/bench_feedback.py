@@ -143,6 +143,11 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--ab", type=int, default=300, help="requests per arm of the overhead A/B")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--union",
+        default="routellm_mmlu",
+        help="public source(s) retrained with the shadow labels as a prior (empty: none)",
+    )
     args = ap.parse_args()
 
     import httpx2
@@ -277,7 +282,8 @@ def main() -> int:
             send_until(labels)
             out = work / "train"
             shutil.rmtree(out, ignore_errors=True)
-            train_one(cfg, "gbt", f"feedback:{fb}", f"{args.local},{args.cloud}", data, out)
+            spec = f"feedback:{fb}" + (f",{args.union}" if args.union else "")
+            train_one(cfg, "gbt", spec, f"{args.local},{args.cloud}", data, out)
             fresh = load_router(out)
             fresh.save(watched)  # weights, then router.json: the server polls and swaps
             deadline = time.monotonic() + 60
@@ -302,8 +308,10 @@ def main() -> int:
         stop()
 
         # Shadow sampling's cost on the served p50: the same app with and without it, interleaved.
+        from serve.echo import free_port
+
         lat = {"on": [], "off": []}
-        urls = {}
+        urls, port = {}, free_port()  # one Serve HTTP proxy for both apps
         for arm, sample in (("on", args.sample), ("off", 0.0)):
             fcfg = dataclasses.replace(
                 base.feedback, enabled=sample > 0, sample=sample, out=str(work / f"ab-{arm}")
@@ -317,7 +325,7 @@ def main() -> int:
                         feedback=fcfg,
                         router=dataclasses.replace(base.router, watch_s=0.0),
                     ),
-                    port=0,
+                    port=port,
                     local=local.bind(answers=scripted(ex, refs, "local")),
                 )
                 + f"/ab-{arm}"

@@ -118,13 +118,21 @@ def test_shadow_labels_from_live_traffic_train_a_router(served, small_build, cap
     cfg.write_text(f"data:\n  out: {small_build}\n")
     out = served["tmp"] / "retrained"
     argv = ["train", "--config", str(cfg), "--router", "task-prior", "--out", str(out)]
-    rc = main(
-        [*argv, "--data", f"feedback:{served['feedback']}", "--pair", "local-tiny-qwen2,echo-large"]
-    )
+    pair = "local-tiny-qwen2,echo-large"
+    rc = main([*argv, "--data", f"feedback:{served['feedback']}", "--pair", pair])
     assert rc == 0, capsys.readouterr().err
     info = json.loads((out / "router.json").read_text())["info"]
     assert info["labels"]["feedback"] == info["n_train"] + info["calibration"]["n_val"]
     assert {c["labels"].split(" ")[0] for c in info["candidates"]} == {"feedback"}
+    # ... and in union with a public source as a prior: trained for the deployed pair still,
+    # calibrated on the shadow labels alone, the public rows weighted as much as the live ones
+    rc = main([*argv, "--data", f"feedback:{served['feedback']},routellm_mmlu", "--pair", pair])
+    assert rc == 0, capsys.readouterr().err
+    union = json.loads((out / "router.json").read_text())["info"]
+    assert [c["model"] for c in union["candidates"]] == ["local-tiny-qwen2", "echo-large"]
+    assert union["labels"]["feedback"] == info["labels"]["feedback"]
+    assert union["labels"]["published"] > 0 and union["n_train"] > info["n_train"]
+    assert union["calibration"]["n_val"] == info["calibration"]["n_val"]
 
 
 def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(

@@ -184,7 +184,11 @@ def load_multi(
 
 def splits_for(data_dir: Path, data: str, pair: str | None, rcfg, seed: int, holdout=None):
     """load_splits for one source, load_multi for a list, "all", or a holdout; load_profiled for
-    `profile:DIR` (the outcome rows `localroute profile` measured)."""
+    `profile:DIR` (the outcome rows `localroute profile` measured), load_feedback for
+    `feedback:DIR` (serve's shadow labels), load_union when they are listed with other data."""
+    parts = [x.strip() for x in data.split(",") if x.strip()]
+    if len(parts) > 1 and any(x.startswith((PROFILE, FEEDBACK)) for x in parts):
+        return load_union(data_dir, parts, pair, rcfg, seed)
     if data.startswith(PROFILE):
         return load_profiled(data_dir, data, pair, rcfg, seed)
     if data.startswith(FEEDBACK):
@@ -304,4 +308,49 @@ def load_feedback(spec: str, pair: str | None, rcfg) -> Splits:
     )
     out.label_sources = {r: f"feedback (shadow labels, {spec})" for r in ("local", "cloud")}
     out.label_counts = {"feedback": counts["train"] + counts["val"], "published": 0, "measured": 0}
+    return out
+
+
+def load_union(data_dir: Path, parts: list[str], pair: str | None, rcfg, seed: int) -> Splits:
+    """Labels of the deployed pair (`feedback:` / `profile:` parts, for `pair`) in union with
+    public sources (each for its own default pair, e.g. what the served router was first trained
+    on) as a prior: each public part's rows are weighted so that it weighs as much in all as the
+    deployed pair's labels (label-balanced within each part). Validation and test are the deployed
+    pair's own, so p is calibrated, and theta chosen, for the models actually served."""
+    live, public = [], []
+    for part in parts:
+        if part.startswith(FEEDBACK):
+            live.append(load_feedback(part, pair, rcfg))
+        elif part.startswith(PROFILE):
+            live.append(load_profiled(data_dir, part, pair, rcfg, seed))
+        else:
+            given = pair_for(data_dir, part, None)
+            public.append((part, load_splits(data_dir, part, given, rcfg, seed, need_train=False)))
+    if not live:
+        raise DataError(f"--data {','.join(parts)}: no feedback: or profile: part for {pair}")
+    n_live = sum(len(s.train["text"]) for s in live)
+    trains = [balanced(tagged(s.train, s.source)) for s in live]
+    for name, s in public:
+        b = balanced(tagged(s.train, name))
+        b["weight"] = b["weight"] * (n_live / max(1, len(b["text"])))
+        trains.append(b)
+    first = live[0]
+    out = Splits(
+        ",".join(parts),
+        first.local,
+        first.cloud,
+        [first.local, first.cloud],
+        concat(trains),
+        concat([tagged(s.val, s.source) for s in live]),
+        concat([tagged(s.test, s.source) for s in live]),
+    )
+    out.label_sources = dict(first.label_sources or {})
+    counts = {"published": sum(len(s.train["text"]) + len(s.val["text"]) for _, s in public)}
+    for s in live:
+        for k, v in (s.label_counts or {}).items():
+            counts[k] = counts.get(k, 0) + v if k != "published" else counts[k]
+    out.label_counts = counts
+    out.pairs = {s.source: f"{s.local},{s.cloud}" for s in live}  # type: ignore[attr-defined]
+    out.pairs.update({n: f"{s.local},{s.cloud}" for n, s in public})
+    out.train_sources = [*(s.source for s in live), *(n for n, _ in public)]  # type: ignore[attr-defined]
     return out
