@@ -43,7 +43,7 @@ class FeedbackConfig:
     budget_tokens: int | None = 200_000  # shadow + judge tokens, all sides; None: no cap
     queue: int = 64  # jobs waiting; beyond it they are dropped and counted
     out: str = "runs/feedback"
-    flush_rows: int = 16  # labelled requests per written batch (also flushed on shutdown)
+    flush_rows: int = 16  # labelled requests per written batch (the rest at replica shutdown)
     store_text: bool = True  # false: no prompt or answer text at rest (a hash, word counts)
     drift_window: int = 500  # latest labels the rolling AUC / Brier score is computed on
     judge_model: str | None = None  # None: the cloud model judges unreferenced requests

@@ -201,6 +201,11 @@ class RouterIngress:
             )
         return routed, feats, controller_headers(routed, tracker)
 
+    def __del__(self) -> None:
+        """At replica shutdown (Serve calls it): write the shadow labels short of a batch."""
+        if getattr(self, "feedback", None) is not None:
+            self.feedback.flush()
+
     # ------------------------------------------------------------------ routes
 
     @fastapi_app.get("/healthz")
