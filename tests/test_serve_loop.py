@@ -134,6 +134,26 @@ def test_shadow_labels_from_live_traffic_train_a_router(served, small_build, cap
     assert union["labels"]["published"] > 0 and union["n_train"] > info["n_train"]
     assert union["calibration"]["n_val"] == info["calibration"]["n_val"]
 
+    # Drift you can see: the artifact scored on the shadow labels batch by batch, then a corrupt
+    # file is one clear error.
+    report = served["tmp"] / "drift"
+    fb = f"feedback:{served['feedback']}"
+    ev = ["evaluate", "--config", str(cfg), "--router-artifact", str(out), "--out", str(report)]
+    assert main([*ev, "--data", fb]) == 0, capsys.readouterr().err
+    d = json.loads((report / "metrics.json").read_text())["drift"]
+    assert len(d["batches"]) == written // 10 and d["all"]["n"] == written
+    assert d["batches"][-1]["labels_so_far"] == written
+    assert d["all"]["label_rate"] == pytest.approx(0.5, abs=0.05)  # odd requests need the cloud
+    assert "Drift on shadow labels" in (report / "report.html").read_text()
+    bad = served["feedback"] / "outcomes" / "feedback-zz-1.parquet"
+    bad.write_bytes(b"not parquet")
+    try:
+        assert main([*ev, "--data", fb]) == 2
+        err = capsys.readouterr().err
+        assert err.count("error:") == 1 and "feedback-zz-1.parquet" in err
+    finally:
+        bad.unlink()
+
 
 def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
     served, small_build, tmp_path_factory

@@ -10,11 +10,26 @@ DEFAULT_CONFIG = "configs/local.yaml"
 
 def _evaluate(args: argparse.Namespace) -> int:
     from cli.config import load_config
+    from localroute.errors import ConfigError
     from pipelines.evaluate import run_evaluate
 
     cfg = load_config(args.config)
-    data_dir = Path(args.data or cfg.data.out)
     out = Path(args.out)
+    if args.data and args.data.startswith("feedback:"):  # drift on serve's shadow labels
+        from pipelines.evaluate.drift import run_drift
+
+        artifact = args.router_artifact or cfg.evaluate.router_artifact
+        if not artifact:
+            raise ConfigError("evaluate --data feedback:DIR needs --router-artifact")
+        d = run_drift(Path(args.data.removeprefix("feedback:")), str(artifact), out)
+        a = d["all"]
+        print(
+            f"{a['n']} shadow labels in {len(d['batches'])} batches: AUC {a['auc']}, "
+            f"Brier {a['brier']:.4f}"
+        )
+        print(f"wrote {out.resolve() / 'report.html'}")
+        return 0
+    data_dir = Path(args.data or cfg.data.out)
     measured = Path(args.measured) if args.measured else None
     run_evaluate(cfg, data_dir, out, measured, artifact=args.router_artifact)
     print(f"wrote {out.resolve() / 'report.html'}")
@@ -38,7 +53,11 @@ def register(sub) -> None:
         "--config", default=DEFAULT_CONFIG, help=f"YAML config (default {DEFAULT_CONFIG})"
     )
     e.add_argument("--out", required=True, help="output directory")
-    e.add_argument("--data", help="data build directory (default: the config's data.out)")
+    e.add_argument(
+        "--data",
+        help="data build directory (default: the config's data.out); feedback:DIR: the router "
+        "artifact's drift on the shadow labels `serve.feedback` wrote there",
+    )
     e.add_argument(
         "--measured",
         help="directory of measured outcome rows (Parquet) for the local side "
