@@ -160,9 +160,9 @@ def main() -> int:
     from pipelines.routers.train import train_one
     from serve.app import start, stop
     from serve.config import AuthConfig, CloudModelConfig, LocalModelConfig, RouterSpec
-    from serve.echo import EchoServer
-    from serve.echo_local import EchoLocal
     from serve.feedback import FeedbackConfig
+    from serve.testing.echo import EchoServer
+    from serve.testing.echo_local import EchoLocal
 
     cfg = load_config(args.config)
     data = Path(args.data)
@@ -308,7 +308,7 @@ def main() -> int:
         stop()
 
         # Shadow sampling's cost on the served p50: the same app with and without it, interleaved.
-        from serve.echo import free_port
+        from serve.app import free_port
 
         lat = {"on": [], "off": []}
         urls, port = {}, free_port()  # one Serve HTTP proxy for both apps

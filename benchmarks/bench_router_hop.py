@@ -3,7 +3,7 @@ and the same load against RouteLLM's own OpenAI server, all over one loopback ec
 
 Targets, all answering `POST /v1/chat/completions` with the echo server's reply:
 
-* `echo`       the OpenAI-compatible echo server itself (serve/echo.py, its own process);
+* `echo`       the OpenAI-compatible echo server itself (serve/testing/echo.py, own process);
 * `deployment` the CloudModel deployment called directly over Serve HTTP (no router): what
                one Serve HTTP hop to a Python replica costs;
 * `localroute` the full router: ingress (auth, parsing, router score, fusion) calling the echo
@@ -164,15 +164,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from localroute.config import RayConfig
     from localroute.ray_runtime import init_ray
-    from serve.app import start, stop
-    from serve.cloud_model import CloudModel
+    from serve.app import free_port, start, stop
     from serve.config import (
         AuthConfig,
         CloudModelConfig,
         DeploymentScaling,
         ServeConfig,
     )
-    from serve.echo import free_port
+    from serve.testing.cloud_model import CloudModel
 
     procs: list[subprocess.Popen] = []
     results: dict = {
@@ -181,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         "body": BODY,
     }
     echo_port = free_port()
-    procs.append(start_process([sys.executable, "-m", "serve.echo", "--port", str(echo_port)]))
+    procs.append(
+        start_process([sys.executable, "-m", "serve.testing.echo", "--port", str(echo_port)])
+    )
     echo_base = f"http://127.0.0.1:{echo_port}/v1"
     wait_http(echo_base + "/models")
     started = init_ray(RayConfig(num_cpus=4))

@@ -204,7 +204,7 @@ def main() -> int:
     from localroute.config import RayConfig
     from localroute.ray_runtime import init_ray
     from serve.app import start, stop
-    from serve.echo import EchoServer
+    from serve.testing.echo import EchoServer
 
     init_ray(RayConfig(num_cpus=4))
     mixed = [t for src in sorted(pool) for t in pool[src][:60]]

@@ -87,13 +87,6 @@ def _enable_local_auth() -> None:
         AuthenticationTokenLoader.instance().reset_cache()
 
 
-def local_env() -> dict[str, str]:
-    """The Ray settings a local instance started by this process runs with (for tests/logs):
-    the variables' values, never the token."""
-    keys = (LOOPBACK_ENV, USAGE_STATS_ENV, AUTH_MODE_ENV, AUTH_TOKEN_PATH_ENV)
-    return {k: os.environ[k] for k in keys if k in os.environ}
-
-
 def init_ray(cfg: RayConfig, **kwargs) -> bool:
     """Connect to Ray; returns True when this call started it (so the caller shuts it down)."""
     local = not cfg.address
@@ -141,4 +134,6 @@ def join_env() -> dict[str, str]:
     usage settings. The token stays in its file; only the file's path is given."""
     import ray
 
-    return {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, **local_env()}
+    keys = (LOOPBACK_ENV, USAGE_STATS_ENV, AUTH_MODE_ENV, AUTH_TOKEN_PATH_ENV)
+    settings = {k: os.environ[k] for k in keys if k in os.environ}
+    return {"RAY_ADDRESS": ray.get_runtime_context().gcs_address, **settings}

@@ -1,4 +1,5 @@
-"""`build_app(config)`: the Serve application (router ingress + local and cloud deployments).
+"""`build_app(config)`: the Serve application (router ingress, which calls the cloud API itself,
+and the local model deployment).
 
 Also the two ways to run it:
 
@@ -15,11 +16,19 @@ Everything that can be wrong with a config fails here, in the driver, with one C
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
 from localroute.errors import ConfigError
 from serve.config import ServeConfig
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (the OS picks it), for `start(port=0)`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def _resolve(path: str, base_dir: Path) -> Path:
@@ -147,7 +156,7 @@ def build_app(
     """The Serve application for `cfg`; relative paths resolve against `base_dir` (cwd).
 
     `local`: a bound deployment to serve as the local side instead of the configured engine
-    (it must answer `generate`, `stream` and `info`, as serve/echo_local.py does).
+    (it must answer `generate`, `stream` and `info`, as serve/testing/echo_local.py does).
     `cloud_base_url`, `cloud_model`: override `cfg.cloud` (the CLI's `--cloud-base-url`,
     `--cloud-model`). The cloud API is called from the ingress itself (no deployment hop); with
     more than one ingress replica a `RouterState` deployment holds what they share.
@@ -257,8 +266,6 @@ def start(
     host = host or cfg.host
     port = cfg.port if port is None else port
     if port == 0:
-        from serve.echo import free_port
-
         port = free_port(host)
     log_access = cfg.access_log if access_log is None else access_log
     logging_config = {"enable_access_log": log_access, "log_level": "WARNING"}

@@ -2,7 +2,8 @@
 
 Calling the API from the ingress (not through a Serve deployment handle) saves a Ray hop per
 request; the connection pool (keep-alive, `max_connections`) is shared by every request of the
-replica. `CloudModel` (serve/cloud_model.py) wraps the same client as a deployment.
+replica. `CloudModel` (serve/testing/cloud_model.py) wraps the same client as a deployment of
+its own, for the router-hop benchmark.
 
 One deadline per request: `timeout_s` bounds the whole call, connect + first byte + body, retries
 and their backoff included, so a hung or trickling API costs at most `timeout_s` before the

@@ -31,7 +31,7 @@ def demo_stage(cfg, out_dir: Path, router_artifact: Path | None = None) -> dict[
     import openai
 
     from serve.app import start, stop
-    from serve.echo import EchoServer
+    from serve.testing.echo import EchoServer
 
     s = getattr(cfg, "serve", cfg)
     out_dir = Path(out_dir)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from ray import serve
 
@@ -132,6 +131,3 @@ class SharedState:
             if self.handle is not None:
                 return await asyncio.wait_for(self.handle.n_sessions.remote(), 1.0)
         return len(self.sessions)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"shared": self.handle is not None, "flush_s": self.flush_s}

@@ -88,9 +88,9 @@ def _task_prior_artifact(out: Path) -> tuple[Path, dict]:
 def served(ray_cluster, tmp_path_factory):
     from ray import serve
 
-    from serve.app import start, stop
+    from serve.app import free_port, start, stop
     from serve.config import DeploymentScaling, LocalModelConfig
-    from serve.echo import EchoServer, free_port
+    from serve.testing.echo import EchoServer
 
     tmp = tmp_path_factory.mktemp("serve")
     echo = EchoServer(api_key=CLOUD_KEY).start()

@@ -1,8 +1,8 @@
 """A burst against a slow local side: the router sends the overflow to the cloud, then comes back.
 
 The real Serve application on 127.0.0.1, driven by the official `openai` client: a scripted
-local stand-in (serve/echo_local.py) that takes 2 s per answer and serves 2 at once (the
-ingress's local slots: concurrency 2), and a fast loopback echo cloud. With alpha 1 and
+local stand-in (serve/testing/echo_local.py) that takes 2 s per answer and serves 2 at once
+(the ingress's local slots: concurrency 2), and a fast loopback echo cloud. With alpha 1 and
 theta 1 the fused score p~ = p - (T_e - T_s) passes theta only when T_s, with the local queue's
 expected wait, exceeds T_e: an idle router answers locally; a burst of 40 concurrent requests
 fills the local queue and the rest go to the cloud; once the queue drains, local again.
@@ -33,7 +33,7 @@ BURST, LOCAL_DELAY_S, SLOTS = 40, 2.0, 2
 @pytest.fixture(scope="module")
 def served(ray_cluster):
     from serve.config import DeploymentScaling, LatencySpec, LocalModelConfig
-    from serve.echo_local import EchoLocal
+    from serve.testing.echo_local import EchoLocal
 
     # The stand-in answers SLOTS requests at once; Serve queues the rest in front of it.
     local = EchoLocal.options(

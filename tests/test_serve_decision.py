@@ -327,7 +327,7 @@ def test_no_api_key_refuses_to_start(tmp_path: Path) -> None:
 
 def _cloud(base_url: str, **kw):
     """The CloudModel deployment's class, run in-process against a real loopback server."""
-    from serve.cloud_model import CloudModel, Secret
+    from serve.testing.cloud_model import CloudModel, Secret
 
     cfg = CloudModelConfig(base_url=base_url, api_key_env="LR_UNSET_VAR_FOR_TEST", **kw)
     return CloudModel.func_or_class(cfg, Secret("cloud-key"))
@@ -338,7 +338,7 @@ def _run(coro):
 
 
 def test_cloud_forwards_with_key_and_streams() -> None:
-    from serve.echo import EchoServer
+    from serve.testing.echo import EchoServer
 
     payload = {"messages": [{"role": "user", "content": "ping pong"}], "max_tokens": 5}
 
@@ -362,7 +362,8 @@ def test_cloud_forwards_with_key_and_streams() -> None:
 
 
 def test_cloud_faults_are_bounded_and_classified() -> None:
-    from serve.echo import EchoServer, free_port
+    from serve.app import free_port
+    from serve.testing.echo import EchoServer
 
     payload = {"messages": [{"role": "user", "content": "x"}]}
     with EchoServer(mode="fail") as failing:
@@ -410,7 +411,7 @@ def test_cloud_deadline_covers_the_whole_request() -> None:
     import time
 
     from serve.cloud_client import CloudClient
-    from serve.echo import EchoServer
+    from serve.testing.echo import EchoServer
 
     payload = {"messages": [{"role": "user", "content": "x"}]}
     cfg = dict(timeout_s=1.0, retries=1, retry_backoff_s=0.01, api_key_env="LR_UNSET_VAR")

@@ -1,10 +1,11 @@
 """A local replica killed under load: no request fails, new requests go to the cloud while it is
 down instead of waiting for Serve to start a new one, and local again once one answers.
 
-The real Serve application on 127.0.0.1 with a scripted local stand-in (serve/echo_local.py,
-0.2 s per answer) and an echo cloud; 4 clients send `router-always-local-1` (every request is
-decided local) while the test kills the local replica's actor (ray.kill: the process is gone, as
-with SIGKILL). The waits themselves are measured by benchmarks, not asserted here.
+The real Serve application on 127.0.0.1 with a scripted local stand-in
+(serve/testing/echo_local.py, 0.2 s per answer) and an echo cloud; 4 clients send
+`router-always-local-1` (every request is decided local) while the test kills the local
+replica's actor (ray.kill: the process is gone, as with SIGKILL). The waits themselves are
+measured by benchmarks, not asserted here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 @pytest.fixture(scope="module")
 def served(ray_cluster):
     from serve.config import DeploymentScaling, LocalModelConfig
-    from serve.echo_local import EchoLocal
+    from serve.testing.echo_local import EchoLocal
 
     local = EchoLocal.options(max_ongoing_requests=8, ray_actor_options={"num_cpus": 0.05})
     with stand_in_app(

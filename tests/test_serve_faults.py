@@ -1,8 +1,9 @@
-"""The router under faults and load, on 127.0.0.1, with a scripted local side (serve/echo_local.py)
-and loopback fake clouds (serve/echo.py): a cloud that hangs or trickles (one deadline per
-request), a local replica that dies before or during a stream, two ingress replicas sharing
-metrics and sessions, a local side that starts slowly (liveness vs readiness), a busy local side
-(the queue's expected wait in T_s), and a conversation too long for the local window.
+"""The router under faults and load, on 127.0.0.1, with a scripted local side
+(serve/testing/echo_local.py) and loopback fake clouds (serve/testing/echo.py): a cloud that hangs
+or trickles (one deadline per request), a local replica that dies before or during a stream, two
+ingress replicas sharing metrics and sessions, a local side that starts slowly (liveness vs
+readiness), a busy local side (the queue's expected wait in T_s), and a conversation too long for
+the local window.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _cfg(cloud_url: str, name: str, *, timeout_s: float = 5.0, ingress_replicas:
 
 
 def _local(**kw):
-    from serve.echo_local import EchoLocal
+    from serve.testing.echo_local import EchoLocal
 
     return EchoLocal.options(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.05}).bind(
         **kw
@@ -71,8 +72,8 @@ def _local(**kw):
 def apps(ray_cluster):
     from ray import serve
 
-    from serve.app import start, stop
-    from serve.echo import EchoServer, free_port
+    from serve.app import free_port, start, stop
+    from serve.testing.echo import EchoServer
 
     echo = EchoServer().start()
     hang = EchoServer(mode="hang", hang_s=60).start()
@@ -157,7 +158,7 @@ def test_hung_or_trickling_cloud_falls_back_within_the_deadline(apps) -> None:
 def test_a_replica_that_dies_falls_back_or_ends_the_stream_cleanly(apps) -> None:
     import httpx2
 
-    from serve.echo_local import DIE_MID_STREAM
+    from serve.testing.echo_local import DIE_MID_STREAM
 
     base = apps["url"] + "/die"
     _wait_ok(base + "/readyz")
@@ -319,7 +320,7 @@ def test_the_local_queue_adds_its_expected_wait_to_t_local(apps) -> None:
 def test_liveness_comes_before_readiness(apps) -> None:
     import httpx2
 
-    from serve.echo_local import DIE_MID_STREAM
+    from serve.testing.echo_local import DIE_MID_STREAM
 
     base = apps["url"] + "/late"  # its local replica takes 8 s to start
     assert _wait_ok(base + "/readyz").json()["checks"] == {"local": "ok", "cloud": "ok"}

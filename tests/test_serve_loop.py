@@ -42,8 +42,8 @@ def _gauge(url: str, name: str) -> float:
 @pytest.fixture(scope="module")
 def served(ray_cluster, artifact: Path, tmp_path_factory):
     from serve.config import DeploymentScaling, LocalModelConfig, RouterSpec
-    from serve.echo_local import EchoLocal
     from serve.feedback import FeedbackConfig
+    from serve.testing.echo_local import EchoLocal
 
     tmp = tmp_path_factory.mktemp("loop")
     watched = tmp / "router"

@@ -46,7 +46,7 @@ KEY = "sk-test-" + "serve-run"
 def _configs(tmp: Path) -> tuple[Path, Path, int]:
     """configs/serve.yaml on a free port, naming configs/local.yaml's ray and serve sections
     with the tiny local model (SmolLM2 takes minutes to load on 2 cores)."""
-    from serve.echo import free_port
+    from serve.app import free_port
 
     local = yaml.safe_load((REPO / "configs" / "local.yaml").read_text())
     s = local["serve"]

@@ -155,7 +155,7 @@ def _workload(n: int) -> list[str]:
 @pytest.fixture(scope="module")
 def served(ray_cluster):
     from serve.config import DeploymentScaling, LocalModelConfig
-    from serve.echo_local import EchoLocal
+    from serve.testing.echo_local import EchoLocal
 
     local = EchoLocal.options(max_ongoing_requests=32, ray_actor_options={"num_cpus": 0.05})
     with stand_in_app(

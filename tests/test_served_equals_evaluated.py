@@ -90,8 +90,8 @@ def test_served_decisions_equal_the_reports_replay(
     from localroute.core.live import EstimateSnapshot
     from localroute.core.sides import side_name
     from localroute.routers import load_router
-    from serve.app import start, stop
-    from serve.echo import EchoServer, free_port
+    from serve.app import free_port, start, stop
+    from serve.testing.echo import EchoServer
 
     echo = EchoServer(api_key="cloud-key").start()
     cfg = _serve_config(gbt_artifact, tmp_path, echo.base_url, live)

@@ -82,8 +82,6 @@ class DemoScale:
 
     max_train_rows: int | None = 2000
     max_test_rows: int | None = 2000
-    # Deprecated, ignored: the demo evaluates the router artifact it trained.
-    learned: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,8 +103,6 @@ class EvaluateConfig:
     measured: ConfigPath | None = None
     # Routers to compare: "learned" (the artifact) and baselines fitted here (BASELINE_ROUTERS).
     routers: list[str] = field(default_factory=lambda: ["learned", "random", "oracle"])
-    # Deprecated, ignored: the learned router is router_artifact.
-    learned: list[str] = field(default_factory=list)
     # mlenergy stand-ins (model -> leaderboard id); others: same name, else nearest size.
     stand_ins: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_STAND_INS))
     calibration_candidates: list[str] = field(default_factory=lambda: list(DEFAULT_CANDIDATES))

@@ -11,23 +11,19 @@ path (routing, streaming, retries, fallbacks) without a network.
     with EchoServer(mode="echo") as cloud:
         cloud.base_url  # http://127.0.0.1:<port>/v1
 
-`python -m serve.echo --port N [--mode echo|fail|hang|trickle|drop]` runs it in the foreground.
+`python -m serve.testing.echo --port N [--mode echo|fail|hang|trickle|drop]` runs it in the
+foreground.
 """
 
 import argparse
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
 from typing import Any
 
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+from serve.app import free_port
 
 
 def make_app(
