@@ -156,18 +156,26 @@ def get_ok(url: str, headers: dict[str, str] | None = None):
 
 
 @contextlib.contextmanager
-def stand_in_app(name: str, key: str, local_app, cloud_max_tokens: int = 1024, **over):
+def stand_in_app(
+    name: str,
+    key: str,
+    local_app,
+    cloud_max_tokens: int = 1024,
+    cloud_answers: dict[str, str] | None = None,
+    **over,
+):
     """The router app on loopback (route /name) in front of an echo cloud (answers capped at
-    `cloud_max_tokens`, what the latency model expects of it) and a scripted local stand-in
-    (`local_app`, a bound serve.testing.echo_local.EchoLocal), with the `random` router unless
-    `over` says otherwise; yields its base URL and shuts everything down after."""
+    `cloud_max_tokens`, what the latency model expects of it; `cloud_answers`: scripted replies
+    by prompt) and a scripted local stand-in (`local_app`, a bound
+    serve.testing.echo_local.EchoLocal), with the `random` router unless `over` says otherwise;
+    yields its base URL and shuts everything down after."""
     from ray import serve
 
     from serve.app import free_port, start, stop
     from serve.config import AuthConfig, CloudModelConfig, RouterSpec, ServeConfig
     from serve.testing.echo import EchoServer
 
-    echo = EchoServer().start()
+    echo = EchoServer(answers=cloud_answers).start()
     cfg = ServeConfig(
         app_name=name,
         route_prefix=f"/{name}",

@@ -22,6 +22,7 @@ import pytest
 from conftest import EVAL_PAIR, get_ok, stand_in_app, wait_until
 
 from cli.main import main
+from serve.config import RouterSpec
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -41,7 +42,7 @@ def _gauge(url: str, name: str) -> float:
 
 @pytest.fixture(scope="module")
 def served(ray_cluster, artifact: Path, tmp_path_factory):
-    from serve.config import DeploymentScaling, LocalModelConfig, RouterSpec
+    from serve.config import DeploymentScaling, LocalModelConfig
     from serve.feedback import FeedbackConfig
     from serve.testing.echo_local import EchoLocal
 
@@ -224,3 +225,58 @@ def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
         timeout=30,
     )
     assert r.status_code == 200 and r.headers["x-localroute-router-fingerprint"] == new.fingerprint
+
+
+def test_unreferenced_requests_are_graded_by_the_judge_and_garbage_leaves_no_row(
+    ray_cluster, tmp_path
+) -> None:
+    """No reference: both answers go to the judge (MT-Bench's prompt through the cloud API);
+    its 1-10 ratings make the label. A judge that answers garbage: counted, no row written."""
+    from localroute.grading.judge import PROMPT
+    from serve.config import DeploymentScaling, LocalModelConfig
+    from serve.feedback import FeedbackConfig
+    from serve.testing.echo_local import EchoLocal
+
+    def judged(question: str, answer: str) -> str:
+        return PROMPT.format(question=question, answer=answer)
+
+    ratings = {
+        judged("rate me", "local: rate me"): "Solid. Rating: [[9]]",
+        judged("rate me", "echo: rate me"): "Weak. Rating: [[3]]",
+        judged("garbage", "local: garbage"): "I would rather not say.",
+        judged("garbage", "echo: garbage"): "No.",
+    }
+    local = EchoLocal.options(ray_actor_options={"num_cpus": 0.05})
+    with stand_in_app(
+        "judge",
+        KEY,
+        local.bind(),
+        cloud_answers=ratings,
+        router=RouterSpec(name="always-local"),
+        feedback=FeedbackConfig(enabled=True, sample=1.0, out=str(tmp_path / "fb"), flush_rows=1),
+        local=LocalModelConfig(deployment=DeploymentScaling(**ONE)),
+        ingress=DeploymentScaling(**ONE),
+    ) as url:
+        wait_until(lambda: get_ok(url + "/readyz"), "the app ready")
+        for text in ("rate me", "garbage"):
+            body = {"model": "localroute", "messages": [{"role": "user", "content": text}]}
+            r = httpx2.post(url + "/v1/chat/completions", json=body, headers=AUTH, timeout=30)
+            assert r.status_code == 200 and r.headers["x-localroute-decision"] == "local"
+        wait_until(
+            lambda: (
+                _gauge(url, "localroute_feedback_labelled")
+                + _gauge(url, "localroute_feedback_failed")
+                >= 2
+            ),
+            "both shadow jobs done",
+            60,
+        )
+        assert _gauge(url, "localroute_feedback_labelled") == 1
+        assert _gauge(url, "localroute_feedback_failed") == 1  # the garbage judge: no row
+    from localroute.data.build import read_table
+
+    rows = {r["model"]: r for r in read_table(tmp_path / "fb", "outcomes").to_pylist()}
+    assert rows["local-tiny-qwen2"]["score"] == pytest.approx((9 - 1) / 9)
+    assert rows["echo-large"]["score"] == pytest.approx((3 - 1) / 9)
+    (query,) = read_table(tmp_path / "fb", "queries").to_pylist()
+    assert query["grading"] == "judge" and query["reference"] is None
