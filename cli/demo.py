@@ -15,7 +15,7 @@ from pathlib import Path
 from cli.console import Console
 from localroute.errors import LocalrouteError
 
-STAGES = 6
+STAGES = 7
 
 
 def _data(cfg, out_dir: Path, con: Console) -> Path:
@@ -121,6 +121,44 @@ def _serve(cfg, out_dir: Path, artifact: Path, con: Console) -> None:
         row.output = str(out_dir / "serve_demo.json")
 
 
+LOOP_SOURCE, LOOP_LOCAL, LOOP_CLOUD = (
+    "routerdc_mmlu",
+    "meta-llama/Meta-Llama-3-8B",
+    "gpt-4-1106-preview",
+)
+
+
+def _loop(cfg, data_dir: Path, out_dir: Path, artifact: Path, con: Console) -> None:
+    """TrafficBench's loop on real published outcomes: the demo's router served to traffic of
+    another pair (stand-ins answer with that pair's published outcomes), shadow labels, one
+    retrain, promoted only if it beats the served router on held-out labels."""
+    from cli.loop import LoopServer, figures, published_traffic
+    from localroute.routers import load_router
+
+    with con.stage("loop", "shadow labels from live traffic, one retrain, the live swap") as row:
+        if not (data_dir / "outcomes" / f"{LOOP_SOURCE}.parquet").is_file():
+            row.measured = f"skipped: {LOOP_SOURCE} needs ../shared/data (not shippable)"
+            return
+        t = published_traffic(data_dir, LOOP_SOURCE, LOOP_LOCAL, LOOP_CLOUD, 600, cfg.seed)
+        before = figures(load_router(artifact), t, cfg.serve)
+        with LoopServer(cfg.serve, t, artifact, out_dir / "loop", sample=0.3) as loop:
+            loop.send_until(300)
+            r = loop.retrain(cfg, data_dir, prior="routellm_mmlu")
+            served = load_router(loop.watched)
+        new = figures(r["router"], t, cfg.serve)
+        con.say(
+            f"      {loop.sent} requests of {LOOP_SOURCE} traffic ({LOOP_LOCAL} vs {LOOP_CLOUD}: "
+            f"stand-ins answering their published outcomes), {loop.failed} failed, "
+            f"{r['labels']} shadow labels"
+        )
+        verdict = "promoted, swapped live" if r["promoted"] else "not promoted, kept serving"
+        row.measured = (
+            f"held-back AUC {before['auc']:.3f} -> retrained {new['auc']:.3f} ({verdict}: "
+            f"{served.artifact_id}); ECE {before['ece']:.3f} -> {new['ece']:.3f}"
+        )
+        row.output = str(out_dir / "loop")
+
+
 def run_demo(config_path: str, out: str, verbose: bool = False) -> int:
     from cli.config import load_config
     from localroute.ray_runtime import ray_session
@@ -140,6 +178,7 @@ def run_demo(config_path: str, out: str, verbose: bool = False) -> int:
                 artifact = _train(cfg, data_dir, out_dir, con)
                 _evaluate(cfg, out_dir, artifact, con)
                 _serve(cfg, out_dir, artifact, con)
+                _loop(cfg, data_dir, out_dir, artifact, con)
         except LocalrouteError:
             raise  # the CLI prints its one line
         except Exception as exc:

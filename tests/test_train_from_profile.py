@@ -83,3 +83,30 @@ def test_too_few_profiled_rows_is_one_clear_error(
     rc, out = _train(tmp_path, small_build, f"profile:{few}", f"nobody,{GPT4}", capsys)
     assert rc == 2 and f"no measured rows of 'nobody'; it measured {model}" in out.err
     assert not (tmp_path / "router" / "router.json").exists()  # nothing half-written
+
+
+def test_a_retrained_router_is_promoted_only_when_it_ranks_better(tmp_path, capsys) -> None:
+    """The retrain loop's gate (`train --promote-into`): into an empty directory a router goes;
+    over a router that ranks the held-out labels better it does not (the served one stays)."""
+    import numpy as np
+
+    from localroute.routers import load_router, make_router
+    from pipelines.routers.train import promote
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    test = {"text": np.array([f"q{i}" for i in range(200)], dtype=object), "label": y}
+    oracle, coin = make_router("oracle"), make_router("random", seed=3)
+    for r in (oracle, coin):
+        r.fit(test)
+    served = tmp_path / "served"
+    first = promote(coin, test, served, {})
+    assert first["promoted"] and first["serving_auc"] is None
+    assert load_router(served).name == "random"
+    better = promote(oracle, test, served, {})
+    assert better["promoted"] and better["auc"] == 1.0 and better["serving_auc"] < 0.6
+    assert load_router(served).name == "oracle"
+    worse = promote(coin, test, served, {})
+    assert not worse["promoted"] and worse["serving_auc"] == 1.0
+    assert load_router(served).name == "oracle"  # the better router keeps serving
+    assert "NOT promoted" in capsys.readouterr().out

@@ -29,7 +29,8 @@ def _train(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(cfg)
     with ray_session(cfg.ray):
         print(f"== training router {args.router} on {args.data}")
-        train_one(cfg, args.router, args.data, args.pair, data_dir, out)
+        promote = Path(args.promote_into).resolve() if args.promote_into else None
+        train_one(cfg, args.router, args.data, args.pair, data_dir, out, promote)
     return 0
 
 
@@ -85,6 +86,11 @@ def register(sub) -> None:
         help="source name (e.g. routellm_gsm8k, llmrouter), a comma-separated list, or all",
     )
     t.add_argument("--out", help="artifact directory (default runs/routers/<router>-<data>)")
+    t.add_argument(
+        "--promote-into",
+        help="a served artifact directory (serve.router.artifact with watch_s): the new router "
+        "is written there only if it beats the one there on the held-out labels",
+    )
     t.set_defaults(func=_train)
 
     e = sub.add_parser(

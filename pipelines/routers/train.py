@@ -116,8 +116,18 @@ def score_test_split(
     }
 
 
-def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path) -> dict:
-    """`localroute train`: fit one router and write its artifact directory."""
+def train_one(
+    cfg,
+    name: str,
+    source: str,
+    pair: str,
+    data_dir: Path,
+    out: Path,
+    promote_into: Path | None = None,
+) -> dict:
+    """`localroute train`: fit one router and write its artifact directory; with
+    `promote_into` (a served artifact directory), also write it there when it beats the router
+    there on the held-out labels (the promotion gate of the retrain loop)."""
     rcfg = cfg.routers
     splits = splits_for(data_dir, source, pair, rcfg, cfg.seed)
     pairs = getattr(splits, "pairs", None)
@@ -163,7 +173,34 @@ def train_one(cfg, name: str, source: str, pair: str, data_dir: Path, out: Path)
     print(f"   random on the same test split: AUC {band[0]:.3f} +/- {band[1]:.3f} (20 seeds)")
     print(f"   calibrated p on test: Brier {rounded(t['brier'])}, ECE {rounded(t['ece'])}")
     print(f"   artifact: {out} ({router.artifact_id})")
+    if promote_into is not None:
+        metrics["promotion"] = promote(router, splits.test, Path(promote_into), metrics)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def promote(router: Router, test: dict, into: Path, metrics: dict) -> dict:
+    """Write `router` into the served artifact directory `into` (weights, then router.json: a
+    server watching it adopts it) only when it ranks the held-out labels better than the router
+    there now (AUC on the same rows); a directory without an artifact takes it. A retrained
+    router that would serve worse than the one in place is kept out: retraining on a few hundred
+    live labels can lose to a router trained on thousands of a related pair."""
+    from localroute.routers import RouterError, load_router
+
+    y = test["label"]
+    new = float(roc_auc(y, router.score(test)))
+    try:
+        current = load_router(into) if (into / "router.json").is_file() else None
+    except RouterError:
+        current = None  # an unreadable artifact is no router to keep
+    old = float(roc_auc(y, current.score(test))) if current is not None else None
+    promoted = old is None or new > old
+    if promoted:
+        router.save(into, metrics)
+    verdict = "promoted into" if promoted else "NOT promoted: it would not beat the router in"
+    was = "none" if old is None else f"{old:.3f}"
+    print(f"   {verdict} {into} (held-out AUC {new:.3f} vs {was}, {len(y)} labels)")
+    return {"promoted": promoted, "auc": new, "serving_auc": old, "n": int(len(y))}
 
 
 def random_band(test: dict, seeds: int = 20) -> tuple[float, float]:
