@@ -147,21 +147,27 @@ def calibration_report(raw: np.ndarray, p: np.ndarray, labels: np.ndarray) -> di
 MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
 
 
-def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
-    """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
-    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or < MIN_LABEL_ROWS of a label. Its p is
-    then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
+def auc_with_se(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(AUC, its Hanley-McNeil standard error); NaNs without both labels."""
     from localroute.metrics import roc_auc
 
     y = np.asarray(labels, np.float64)
     n1, n0 = int((y == 1).sum()), int((y == 0).sum())
-    auc = roc_auc(y, raw) if n1 and n0 else float("nan")
-    if np.isfinite(auc):
-        q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-        var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
-        se = float(np.sqrt(max(var, 0.0)))
-    else:
-        se = float("nan")
+    if not (n1 and n0):
+        return float("nan"), float("nan")
+    auc = float(roc_auc(y, scores))
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)
+    return auc, float(np.sqrt(max(var, 0.0)))
+
+
+def flag_degenerate(router, raw: np.ndarray, labels: np.ndarray, on: str) -> str | None:
+    """Flag (info["degenerate"]) a router whose held-out ranking does not beat random with
+    confidence: AUC - 2 SE <= 0.5 (Hanley-McNeil SE), or < MIN_LABEL_ROWS of a label. Its p is
+    then (nearly) a constant and the latency term alone decides: train warns, serve shows it."""
+    y = np.asarray(labels, np.float64)
+    n1, n0 = int((y == 1).sum()), int((y == 0).sum())
+    auc, se = auc_with_se(y, raw)
     enough = min(n1, n0) >= MIN_LABEL_ROWS  # the SE is no guide on a handful of rows
     if enough and np.isfinite(auc) and auc - 2 * se > 0.5:
         router.info.pop("degenerate", None)

@@ -182,10 +182,12 @@ def train_one(
 def promote(router: Router, test: dict, into: Path, metrics: dict) -> dict:
     """Write `router` into the served artifact directory `into` (weights, then router.json: a
     server watching it adopts it) only when it ranks the held-out labels better than the router
-    there now (AUC on the same rows); a directory without an artifact takes it. A retrained
-    router that would serve worse than the one in place is kept out: retraining on a few hundred
-    live labels can lose to a router trained on thousands of a related pair."""
+    there now by more than two standard errors of that router's AUC on the same rows (Hanley-
+    McNeil); a directory without an artifact takes it. A retrain that is not clearly better is
+    kept out: a few hundred live labels can lose to a router trained on thousands of a related
+    pair, and a small test split cannot tell them apart."""
     from localroute.routers import RouterError, load_router
+    from localroute.routers.calibration import auc_with_se
 
     y = test["label"]
     new = float(roc_auc(y, router.score(test)))
@@ -193,14 +195,15 @@ def promote(router: Router, test: dict, into: Path, metrics: dict) -> dict:
         current = load_router(into) if (into / "router.json").is_file() else None
     except RouterError:
         current = None  # an unreadable artifact is no router to keep
-    old = float(roc_auc(y, current.score(test))) if current is not None else None
-    promoted = old is None or new > old
+    old, se = auc_with_se(y, current.score(test)) if current is not None else (None, None)
+    promoted = old is None or new > old + 2 * se
     if promoted:
         router.save(into, metrics)
     verdict = "promoted into" if promoted else "NOT promoted: it would not beat the router in"
     was = "none" if old is None else f"{old:.3f}"
-    print(f"   {verdict} {into} (held-out AUC {new:.3f} vs {was}, {len(y)} labels)")
-    return {"promoted": promoted, "auc": new, "serving_auc": old, "n": int(len(y))}
+    margin = "" if se is None else f" + 2 x {se:.3f}"
+    print(f"   {verdict} {into} (held-out AUC {new:.3f} vs {was}{margin}, {len(y)} labels)")
+    return {"promoted": promoted, "auc": new, "serving_auc": old, "serving_se": se, "n": len(y)}
 
 
 def random_band(test: dict, seeds: int = 20) -> tuple[float, float]:
