@@ -33,7 +33,8 @@ def decision_headers(
     default or model) and the target-share tracker's state (localroute.core.live)."""
     reason = d.reason
     h = {
-        "x-localroute-decision": served,
+        "x-localroute-served": served,  # the side that answered (after any fallback)
+        "x-localroute-decision": served,  # its old name, kept one release (README)
         "x-localroute-chosen": d.side,
         "x-localroute-p": header_float(d.p),
         "x-localroute-p-fused": header_float(d.fused),

@@ -142,6 +142,7 @@ def test_served_decisions_equal_the_reports_replay(
                 ).decision
                 side, fused, t_local, t_cloud = d.side == "cloud", d.fused, d.t_local, d.t_cloud
             assert h["x-localroute-chosen"] == side_name(int(side)), (i, text[:80])
+            assert h["x-localroute-served"] == h["x-localroute-decision"]  # the old name, kept
             assert float(h["x-localroute-p-fused"]) == pytest.approx(fused, rel=1e-5, abs=1e-6)
             assert float(h["x-localroute-t-local"]) == pytest.approx(t_local, rel=1e-5)
             assert float(h["x-localroute-t-cloud"]) == pytest.approx(t_cloud, rel=1e-5)
