@@ -151,10 +151,11 @@ def _loop(cfg, data_dir: Path, out_dir: Path, artifact: Path, con: Console) -> N
             f"stand-ins answering their published outcomes), {loop.failed} failed, "
             f"{r['labels']} shadow labels"
         )
-        verdict = "promoted, swapped live" if r["promoted"] else "not promoted, kept serving"
+        gate = f"the gate, {r['n']} held-out shadow labels"
+        verdict = f"promoted by {gate}" if r["promoted"] else f"no clear win for {gate}"
         row.measured = (
-            f"held-back AUC {before['auc']:.3f} -> retrained {new['auc']:.3f} ({verdict}: "
-            f"{served.artifact_id}); ECE {before['ece']:.3f} -> {new['ece']:.3f}"
+            f"held-back AUC {before['auc']:.3f} -> retrained {new['auc']:.3f}, ECE "
+            f"{before['ece']:.3f} -> {new['ece']:.3f} ({verdict}; serving {served.artifact_id})"
         )
         row.output = str(out_dir / "loop")
 
