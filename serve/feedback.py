@@ -73,6 +73,18 @@ class ShadowJob:
     tokens: dict[str, int] = field(default_factory=dict)
 
 
+def _cloud_price(model: str) -> tuple[float, float, str] | None:
+    """($/M input, $/M output, provenance) of the cloud model in configs/prices.yaml."""
+    from localroute.config import bundled
+    from localroute.core.prices import load_prices
+
+    prices = load_prices(bundled("prices.yaml"))
+    tin, tout = prices.get(model, "input_usd_per_m"), prices.get(model, "output_usd_per_m")
+    if tin is None or tout is None or tin.value is None or tout.value is None:
+        return None
+    return float(tin.value), float(tout.value), tin.provenance
+
+
 def job_for(req, headers, served: str, reply: str, p: float, stats: dict | None) -> ShadowJob:
     """The job of one served request: its reference, if any, from `x-localroute-reference`
     (graded by `x-localroute-grading`, default normalised) or the body's `metadata`."""
@@ -120,6 +132,8 @@ class ShadowLabeller:
              "dropped_budget", "failed", "write_failed"), 0
         )  # fmt: skip
         self.tokens = 0  # shadow + judge tokens spent (the providers' usage counts: measured)
+        self.usd = 0.0  # of which the cloud's, priced by configs/prices.yaml (None: unpriced)
+        self.price = _cloud_price(models["cloud"])
         self.minute: deque[float] = deque()
         self.drift: deque[tuple[float, int]] = deque(maxlen=cfg.drift_window)
         self.rows: list[tuple[dict, list[dict]]] = []
@@ -180,7 +194,7 @@ class ShadowLabeller:
         if "error" in out:
             self.counts["failed"] += 1
             return False
-        self.tokens += int(out.get("tokens_in") or 0) + int(out.get("tokens_out") or 0)
+        self._spend(out, cloud=other == "cloud")
         answers = {job.served: job.answer, other: out.get("text") or ""}
         scores = {side: await self._score(job, text) for side, text in answers.items()}
         if any(s is None for s in scores.values()):
@@ -215,9 +229,15 @@ class ShadowLabeller:
         out = await self.cloud.generate(payload)
         if "error" in out:
             return None
-        self.tokens += int(out.get("tokens_in") or 0) + int(out.get("tokens_out") or 0)
+        self._spend(out, cloud=True)
         rating = parse_rating(out.get("text") or "")
         return None if rating is None else (rating - 1) / 9
+
+    def _spend(self, out: dict, cloud: bool) -> None:
+        tin, tout = int(out.get("tokens_in") or 0), int(out.get("tokens_out") or 0)
+        self.tokens += tin + tout
+        if cloud and self.price is not None:
+            self.usd += (tin * self.price[0] + tout * self.price[1]) / 1e6
 
     def _rows(self, job: ShadowJob, answers, scores, usage) -> tuple[dict, list[dict]]:
         from localroute.data.splits import hashed_split
@@ -298,5 +318,11 @@ class ShadowLabeller:
             "queued": self.queue.qsize(),
             "shadow_tokens": self.tokens,
             "shadow_tokens_provenance": "measured (the providers' usage counts)",
+            # the cloud's share priced at configs/prices.yaml's $/M tokens; None: not priced.
+            # Joules are null: no meter reads the cloud, and the local side's shadow answers
+            # are not metered in serving.
+            "shadow_usd": self.usd if self.price is not None else None,
+            "shadow_usd_provenance": self.price[2] if self.price is not None else "absent",
+            "shadow_joules": None,
             "drift": rolling_drift(self.drift),
         }

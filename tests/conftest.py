@@ -155,6 +155,15 @@ def get_ok(url: str, headers: dict[str, str] | None = None):
     return r if r.status_code == 200 else None
 
 
+def metric_sum(url: str, name: str) -> float:
+    """The sum over every series of metric `name` in `url`/metrics (NaN when it is absent)."""
+    import httpx2
+
+    text = httpx2.get(url + "/metrics", timeout=10).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
+    return sum(values) if values else float("nan")
+
+
 @contextlib.contextmanager
 def stand_in_app(
     name: str,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from conftest import EVAL_PAIR, get_ok, stand_in_app, wait_until
+from conftest import EVAL_PAIR, get_ok, metric_sum, stand_in_app, wait_until
 
 from cli.main import main
 from serve.config import RouterSpec
@@ -32,12 +32,6 @@ ONE = dict(min_replicas=1, max_replicas=1, num_cpus=0.05)
 MIXTRAL, GPT4 = EVAL_PAIR.split(",")
 STAND_INS = {MIXTRAL: "tiny-qwen2-random", GPT4: "echo-large"}
 N = 150
-
-
-def _gauge(url: str, name: str) -> float:
-    text = httpx2.get(url + "/metrics", timeout=10).text
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
-    return sum(values) if values else float("nan")
 
 
 @pytest.fixture(scope="module")
@@ -88,14 +82,20 @@ def test_shadow_labels_from_live_traffic_train_a_router(served, small_build, cap
                 headers={**AUTH, "x-localroute-reference": want},
             )
             assert r.status_code == 200, r.text
-    wait_until(lambda: _gauge(url, "localroute_feedback_labelled") >= N, "every shadow label", 60)
-    assert _gauge(url, "localroute_feedback_dropped") == 0
-    assert _gauge(url, "localroute_feedback_failed") == 0
-    assert _gauge(url, "localroute_feedback_drift_labels") == N
-    assert _gauge(url, "localroute_feedback_shadow_tokens") > 0
+    wait_until(
+        lambda: metric_sum(url, "localroute_feedback_labelled") >= N, "every shadow label", 60
+    )
+    assert metric_sum(url, "localroute_feedback_dropped") == 0
+    assert metric_sum(url, "localroute_feedback_failed") == 0
+    assert metric_sum(url, "localroute_feedback_drift_labels") == N
+    assert metric_sum(url, "localroute_feedback_shadow_tokens") > 0
+    spend = httpx2.get(url + "/healthz", headers=AUTH, timeout=10).json()["feedback"]
+    # echo-large has no price in configs/prices.yaml: dollars null, never 0; joules null
+    assert spend["shadow_usd"] is None and spend["shadow_usd_provenance"] == "absent"
+    assert spend["shadow_joules"] is None and spend["shadow_tokens"] > 0
     # task-prior scores every request alike: its rolling AUC on the shadow labels is chance
-    assert _gauge(url, "localroute_feedback_drift_auc") == pytest.approx(0.5)
-    written = _gauge(url, "localroute_feedback_written")
+    assert metric_sum(url, "localroute_feedback_drift_auc") == pytest.approx(0.5)
+    written = metric_sum(url, "localroute_feedback_written")
     assert written == N - N % 10  # whole batches of 10 so far; the rest waits for the next
     queries = read_table(served["feedback"], "queries")
     outcomes = read_table(served["feedback"], "outcomes")
@@ -227,56 +227,14 @@ def test_a_new_artifact_is_adopted_under_load_without_a_failed_request(
     assert r.status_code == 200 and r.headers["x-localroute-router-fingerprint"] == new.fingerprint
 
 
-def test_unreferenced_requests_are_graded_by_the_judge_and_garbage_leaves_no_row(
-    ray_cluster, tmp_path
-) -> None:
-    """No reference: both answers go to the judge (MT-Bench's prompt through the cloud API);
-    its 1-10 ratings make the label. A judge that answers garbage: counted, no row written."""
-    from localroute.grading.judge import PROMPT
-    from serve.config import DeploymentScaling, LocalModelConfig
-    from serve.feedback import FeedbackConfig
-    from serve.testing.echo_local import EchoLocal
+def test_shadow_spend_is_priced_from_the_price_table() -> None:
+    """A priced cloud model's shadow tokens become dollars with the price's provenance."""
+    from serve.feedback import FeedbackConfig, ShadowLabeller
 
-    def judged(question: str, answer: str) -> str:
-        return PROMPT.format(question=question, answer=answer)
-
-    ratings = {
-        judged("rate me", "local: rate me"): "Solid. Rating: [[9]]",
-        judged("rate me", "echo: rate me"): "Weak. Rating: [[3]]",
-        judged("garbage", "local: garbage"): "I would rather not say.",
-        judged("garbage", "echo: garbage"): "No.",
-    }
-    local = EchoLocal.options(ray_actor_options={"num_cpus": 0.05})
-    with stand_in_app(
-        "judge",
-        KEY,
-        local.bind(),
-        cloud_answers=ratings,
-        router=RouterSpec(name="always-local"),
-        feedback=FeedbackConfig(enabled=True, sample=1.0, out=str(tmp_path / "fb"), flush_rows=1),
-        local=LocalModelConfig(deployment=DeploymentScaling(**ONE)),
-        ingress=DeploymentScaling(**ONE),
-    ) as url:
-        wait_until(lambda: get_ok(url + "/readyz"), "the app ready")
-        for text in ("rate me", "garbage"):
-            body = {"model": "localroute", "messages": [{"role": "user", "content": text}]}
-            r = httpx2.post(url + "/v1/chat/completions", json=body, headers=AUTH, timeout=30)
-            assert r.status_code == 200 and r.headers["x-localroute-decision"] == "local"
-        wait_until(
-            lambda: (
-                _gauge(url, "localroute_feedback_labelled")
-                + _gauge(url, "localroute_feedback_failed")
-                >= 2
-            ),
-            "both shadow jobs done",
-            60,
-        )
-        assert _gauge(url, "localroute_feedback_labelled") == 1
-        assert _gauge(url, "localroute_feedback_failed") == 1  # the garbage judge: no row
-    from localroute.data.build import read_table
-
-    rows = {r["model"]: r for r in read_table(tmp_path / "fb", "outcomes").to_pylist()}
-    assert rows["local-tiny-qwen2"]["score"] == pytest.approx((9 - 1) / 9)
-    assert rows["echo-large"]["score"] == pytest.approx((3 - 1) / 9)
-    (query,) = read_table(tmp_path / "fb", "queries").to_pylist()
-    assert query["grading"] == "judge" and query["reference"] is None
+    priced = ShadowLabeller(FeedbackConfig(), None, None, {"local": "l", "cloud": GPT4}, "r")
+    priced._spend({"tokens_in": 1000, "tokens_out": 2000}, cloud=True)
+    priced._spend({"tokens_in": 500, "tokens_out": 500}, cloud=False)  # the local side: free
+    st = priced.state()
+    assert st["shadow_tokens"] == 4000
+    assert st["shadow_usd"] == pytest.approx((1000 * 10.0 + 2000 * 30.0) / 1e6)  # prices.yaml
+    assert st["shadow_usd_provenance"] == "published"
