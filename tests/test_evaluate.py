@@ -283,6 +283,9 @@ def test_report_opens_on_a_summary_equal_to_metrics(evaluated: Path, tmp_path: P
     assert rand == pytest.approx(lo + share * (hi - lo))
     gsm = m["fusion_gsm8k"]["pairs"]
     assert all(p["transfer"] for p in gsm.values())  # an MMLU artifact on GSM8K: transfer
+    for name in gsm:  # and the table says so where the pair is named
+        assert f"<td>fusion_gsm8k/{name} (transfer)</td>" in html
+    assert "<td>fusion_mmlu/mixtral-vs-gpt4</td>" in html  # the pair it was trained for
     for key in ("quality", "cloud_share", "latency_s", "energy_j", "cost_usd"):
         assert mine["cloud-only"][key] == pair["baselines"]["cloud_only"][key]
         assert mine["local-only"][key] == pair["baselines"]["local_only"][key]

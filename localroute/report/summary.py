@@ -48,19 +48,21 @@ def summary_section(metrics: dict[str, Any]) -> str:
         + "</tr>"
     )
     body = []
+    transfer = {p["pair"] for p in s["pairs"] if p.get("transfer")}
     for r in s["rows"]:
         cls = "learned" if r["policy"].startswith(("learned", "as deployed")) else "baseline"
         name = r["policy"] + (f" ({r['router']})" if r.get("router") else "")
         attrs = f"class={cls} data-pair='{e(r['pair'])}' data-policy='{e(r['policy'])}'"
+        shown = r["pair"] + (" (transfer)" if r["pair"] in transfer else "")
         if not r["reached"]:
             body.append(
-                f"<tr {attrs}><td>{e(r['pair'])}</td><td>{e(name)}</td>"
+                f"<tr {attrs}><td>{e(shown)}</td><td>{e(name)}</td>"
                 f"<td colspan={len(COLUMNS) + len(SAVED)}>does not reach matched accuracy</td></tr>"
             )
             continue
         saved = r["savings_vs_cloud_only"]
         body.append(
-            f"<tr {attrs}><td>{e(r['pair'])}</td><td>{e(name)}</td>"
+            f"<tr {attrs}><td>{e(shown)}</td><td>{e(name)}</td>"
             + "".join(_cell(k, r[k], f) for k, _, f in COLUMNS)
             + "".join(_cell(f"saved_{k}", saved.get(k), pct) for k, _ in SAVED)
             + "</tr>"
