@@ -78,7 +78,11 @@ def _cloud_price(model: str) -> tuple[float, float, str] | None:
     from localroute.config import bundled
     from localroute.core.prices import load_prices
 
-    prices = load_prices(bundled("prices.yaml"))
+    try:
+        prices = load_prices(bundled("prices.yaml"))
+    except Exception as exc:  # noqa: BLE001 - unpriced (null dollars) rather than no labels
+        log.warning("shadow spend unpriced: %s", exc)
+        return None
     tin, tout = prices.get(model, "input_usd_per_m"), prices.get(model, "output_usd_per_m")
     if tin is None or tout is None or tin.value is None or tout.value is None:
         return None
