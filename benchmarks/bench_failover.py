@@ -48,7 +48,6 @@ def main() -> int:
     args = ap.parse_args()
 
     import httpx2
-    import ray
 
     from localroute.config import RayConfig
     from localroute.ray_runtime import init_ray
@@ -62,7 +61,7 @@ def main() -> int:
         ServeConfig,
     )
     from serve.testing.echo import EchoServer
-    from serve.testing.echo_local import EchoLocal
+    from serve.testing.echo_local import EchoLocal, kill_replica
 
     print(f"load average {load()}")
     init_ray(RayConfig(num_cpus=4))
@@ -130,13 +129,8 @@ def main() -> int:
         for th in threads:
             th.start()
         time.sleep(args.seconds_before)
-        name = next(
-            a
-            for a in ray.util.list_named_actors(all_namespaces=True)
-            if a["name"].startswith("SERVE_REPLICA") and "EchoLocal" in a["name"]
-        )
         killed = time.monotonic()
-        ray.kill(ray.get_actor(name["name"], namespace=name["namespace"]), no_restart=True)
+        kill_replica("EchoLocal")
         time.sleep(args.seconds_after)
         stop_at.set()
         for th in threads:

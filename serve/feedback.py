@@ -109,17 +109,9 @@ def job_for(req, headers, served: str, reply: str, p: float, stats: dict | None)
 
 def rolling_drift(pairs: deque) -> dict[str, float | None]:
     """AUC and Brier score of the served p against the latest shadow labels, and their count."""
-    import numpy as np
+    from localroute.routers.calibration import ranking_figures
 
-    from localroute.metrics import roc_auc
-    from localroute.routers.calibration import brier
-
-    if not pairs:
-        return {"n": 0, "auc": None, "brier": None}
-    p = np.array([a for a, _ in pairs], float)
-    y = np.array([b for _, b in pairs], float)
-    auc = roc_auc(y, p) if 0 < y.sum() < y.size else None
-    return {"n": int(y.size), "auc": auc, "brier": brier(p, y)}
+    return ranking_figures([a for a, _ in pairs], [b for _, b in pairs])
 
 
 class ShadowLabeller:

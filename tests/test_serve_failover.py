@@ -44,20 +44,8 @@ def served(ray_cluster):
         yield url
 
 
-def _replica_actor():
-    import ray
-
-    names = [
-        a
-        for a in ray.util.list_named_actors(all_namespaces=True)
-        if a["name"].startswith("SERVE_REPLICA") and "EchoLocal" in a["name"]
-    ]
-    assert len(names) == 1, names
-    return ray.get_actor(names[0]["name"], namespace=names[0]["namespace"])
-
-
 def test_a_killed_local_replica_sends_new_requests_to_the_cloud(served) -> None:
-    import ray
+    from serve.testing.echo_local import kill_replica
 
     wait_until(lambda: get_ok(served + "/readyz"), "the app ready")
     rows: list[dict] = []
@@ -97,7 +85,7 @@ def test_a_killed_local_replica_sends_new_requests_to_the_cloud(served) -> None:
         while len(rows) < 20:  # under load, answered locally
             time.sleep(0.05)
         kill_at.append(time.monotonic())
-        ray.kill(_replica_actor(), no_restart=True)
+        kill_replica("EchoLocal")
 
         def local_again() -> bool:
             with lock:

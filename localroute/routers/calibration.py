@@ -147,6 +147,18 @@ def calibration_report(raw: np.ndarray, p: np.ndarray, labels: np.ndarray) -> di
 MIN_LABEL_ROWS = 10  # of each label, to tell a ranking from chance
 
 
+def ranking_figures(p: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    """How well p ranks and fits 0/1 labels: count, AUC (None without both labels), Brier score
+    and the label rate (None on no rows): the drift figures serve exports and evaluate reports."""
+    from localroute.metrics import roc_auc
+
+    p, y = np.asarray(p, np.float64), np.asarray(labels, np.float64)
+    if y.size == 0:
+        return {"n": 0, "auc": None, "brier": None, "label_rate": None}
+    auc = float(roc_auc(y, p)) if 0 < y.sum() < y.size else None
+    return {"n": int(y.size), "auc": auc, "brier": brier(p, y), "label_rate": float(y.mean())}
+
+
 def auc_with_se(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """(AUC, its Hanley-McNeil standard error); NaNs without both labels."""
     from localroute.metrics import roc_auc

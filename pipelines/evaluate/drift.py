@@ -21,46 +21,27 @@ from localroute.errors import ConfigError
 
 def batches(path: Path) -> list[tuple[str, Any]]:
     """(batch name, labelled examples) in the order they were written; a corrupt or foreign
-    file is one DataError naming it."""
-    import pyarrow.parquet as pq
-
-    from localroute.data.schema import OUTCOME_SCHEMA, QUERY_SCHEMA, validate
+    file is one DataError naming it (the data build's own reader validates each batch)."""
+    from localroute.data.build import read_table
     from localroute.routers.examples import examples_from
 
     if not (path / "outcomes").is_dir() or not (path / "queries").is_dir():
         raise ConfigError(f"--data feedback:{path}: no shadow labels there (queries/, outcomes/)")
     out = []
     for f in sorted((path / "outcomes").glob("*.parquet"), key=lambda p: p.stem.rsplit("-", 1)[-1]):
-        q = path / "queries" / f.name
-        tables = {}
-        for kind, file, schema in (("o", f, OUTCOME_SCHEMA), ("q", q, QUERY_SCHEMA)):
-            try:
-                t = pq.read_table(file, schema=schema)
-            except Exception as exc:  # noqa: BLE001 - one clear line for any unreadable file
-                raise ConfigError(f"{file}: not a shadow-label batch ({exc})") from None
-            validate(t, schema, str(file))
-            tables[kind] = t
-        o = tables["o"]
+        o, q = (read_table(path, kind, [f.stem]) for kind in ("outcomes", "queries"))
         roles = dict(zip(o["hardware"].to_pylist(), o["model"].to_pylist(), strict=True))
         if set(roles) != {"local", "cloud"}:
             raise ConfigError(f"{f}: a shadow-label batch has a local and a cloud row per request")
-        ex = examples_from(tables["q"], tables["o"], "feedback", roles["local"], roles["cloud"])
-        out.append((f.stem, ex))
+        out.append((f.stem, examples_from(q, o, "feedback", roles["local"], roles["cloud"])))
     if not out:
         raise ConfigError(f"--data feedback:{path}: no shadow-label batch written yet")
     return out
 
 
-def _figures(p: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    from localroute.metrics import roc_auc
-    from localroute.routers.calibration import brier
-
-    auc = roc_auc(y, p) if 0 < y.sum() < y.size else None
-    return {"n": int(y.size), "auc": auc, "brier": brier(p, y), "label_rate": float(y.mean())}
-
-
 def drift(path: Path, router, window: int = 500) -> dict[str, Any]:
     """Per batch and rolling (the latest `window` labels) AUC / Brier of `router` on them."""
+    from localroute.routers.calibration import ranking_figures as figures
     from localroute.routers.examples import to_batch
 
     rows, ps, ys = [], [], []
@@ -74,14 +55,14 @@ def drift(path: Path, router, window: int = 500) -> dict[str, Any]:
             {
                 "batch": name,
                 "labels_so_far": int(sum(len(v) for v in ys)),
-                "batch_figures": _figures(p, y),
-                "rolling": _figures(rolling_p, rolling_y),
+                "batch_figures": figures(p, y),
+                "rolling": figures(rolling_p, rolling_y),
             }
         )
     return {
         "window": window,
         "batches": rows,
-        "all": _figures(np.concatenate(ps), np.concatenate(ys)),
+        "all": figures(np.concatenate(ps), np.concatenate(ys)),
     }
 
 

@@ -230,6 +230,15 @@ def measured_rows(spec: str, model: str) -> pa.Table:
     return t.filter(pc.equal(t["model"], model))
 
 
+def enough_labels(counts: dict[str, int], what: str, joined: str, hint: str) -> None:
+    """One DataError with the counts when labelled rows are too few to train and calibrate on."""
+    if counts["train"] < MIN_TRAIN or counts["val"] < MIN_VAL or not counts["test"]:
+        raise DataError(
+            f"{what} give {counts['train']} train / {counts['val']} val / {counts['test']} test "
+            f"examples{joined} (need >= {MIN_TRAIN} train, {MIN_VAL} val, 1 test); {hint}"
+        )
+
+
 def load_profiled(data_dir: Path, spec: str, pair: str | None, rcfg, seed: int) -> Splits:
     """Examples labelled by the deployed local model's measured outcomes (the profile rows) and
     the cloud model's published outcomes on the same queries, per source the rows cover; the
@@ -250,14 +259,13 @@ def load_profiled(data_dir: Path, spec: str, pair: str | None, rcfg, seed: int) 
     counts = {
         k: sum(len(getattr(p, k)["text"]) for p in parts.values()) for k in ("train", "val", "test")
     }
-    if counts["train"] < MIN_TRAIN or counts["val"] < MIN_VAL or not counts["test"]:
-        raise DataError(
-            f"--data {spec}: {rows.num_rows} measured rows of {local} give {counts['train']} "
-            f"train / {counts['val']} val / {counts['test']} test examples with {cloud}'s "
-            f"published outcomes (need >= {MIN_TRAIN} train, {MIN_VAL} val, 1 test); profile more "
-            "queries: profile.split: null and a larger profile.limit, on sources where "
-            f"{cloud} has outcomes"
-        )
+    enough_labels(
+        counts,
+        f"--data {spec}: {rows.num_rows} measured rows of {local}",
+        f" with {cloud}'s published outcomes",
+        "profile more queries: profile.split: null and a larger profile.limit, on sources where "
+        f"{cloud} has outcomes",
+    )
     if len(parts) == 1:
         (out,) = parts.values()
     else:
@@ -297,12 +305,12 @@ def load_feedback(spec: str, pair: str | None, rcfg) -> Splits:
     )  # fmt: skip
     parts = {k: to_batch(split_of(ex, k)) for k in ("train", "val", "test")}
     counts = {k: len(v["text"]) for k, v in parts.items()}
-    if counts["train"] < MIN_TRAIN or counts["val"] < MIN_VAL or not counts["test"]:
-        raise DataError(
-            f"--data {spec}: {ex.num_rows} shadow-labelled requests for {local} vs {cloud} give "
-            f"{counts['train']} train / {counts['val']} val / {counts['test']} test examples "
-            f"(need >= {MIN_TRAIN} train, {MIN_VAL} val, 1 test): let serve label more traffic"
-        )
+    enough_labels(
+        counts,
+        f"--data {spec}: {ex.num_rows} shadow-labelled requests for {local} vs {cloud}",
+        "",
+        "let serve label more traffic",
+    )
     out = Splits(
         "feedback", local, cloud, [local, cloud], parts["train"], parts["val"], parts["test"]
     )
@@ -346,9 +354,8 @@ def load_union(data_dir: Path, parts: list[str], pair: str | None, rcfg, seed: i
     )
     out.label_sources = dict(first.label_sources or {})
     counts = {"published": sum(len(s.train["text"]) + len(s.val["text"]) for _, s in public)}
-    for s in live:
-        for k, v in (s.label_counts or {}).items():
-            counts[k] = counts.get(k, 0) + v if k != "published" else counts[k]
+    for k in ("measured", "feedback"):  # the live parts' own labels
+        counts[k] = sum((s.label_counts or {}).get(k, 0) for s in live)
     out.label_counts = counts
     out.pairs = {s.source: f"{s.local},{s.cloud}" for s in live}  # type: ignore[attr-defined]
     out.pairs.update({n: f"{s.local},{s.cloud}" for n, s in public})

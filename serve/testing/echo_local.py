@@ -76,3 +76,18 @@ class EchoLocal:
             "tokens_out": len(pieces),
             "finish_reason": "stop",
         }
+
+
+def kill_replica(deployment: str = "EchoLocal") -> None:
+    """Kill the one running replica of `deployment` the way a crash would (its actor's process
+    ends at once, as with SIGKILL): the failover test and benchmark."""
+    import ray
+
+    names = [
+        a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith("SERVE_REPLICA") and deployment in a["name"]
+    ]
+    if len(names) != 1:
+        raise RuntimeError(f"expected one replica of {deployment}, found {names}")
+    ray.kill(ray.get_actor(names[0]["name"], namespace=names[0]["namespace"]), no_restart=True)
