@@ -84,13 +84,11 @@ def latency_prior(cfg: ServeConfig, base_dir: Path):
     """The deployed models' latency model before live measurements (operating_point.py)."""
     import dataclasses
 
-    from localroute.core.operating_point import resolve_path
-
     dep = cfg.deployment_latency()
     dep = dataclasses.replace(
         dep,
-        links_file=resolve_path(dep.links_file, base_dir),
-        measured=resolve_path(dep.measured, base_dir),
+        links_file=str(_resolve(dep.links_file, base_dir)),
+        measured=str(_resolve(dep.measured, base_dir)) if dep.measured else None,
     )
     try:
         return dep.prior()

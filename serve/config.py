@@ -235,6 +235,8 @@ class CloudModelConfig:
             raise ConfigError(f"{where}: timeouts must be > 0")
         if self.retries < 0 or self.retry_backoff_s < 0:
             raise ConfigError(f"{where}.retries and retry_backoff_s must be >= 0")
+        if self.max_tokens < 1:  # also the cloud's answer-length bound in the latency model
+            raise ConfigError(f"{where}.max_tokens must be >= 1, got {self.max_tokens}")
 
 
 @dataclass(frozen=True)

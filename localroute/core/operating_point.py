@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from localroute.core.latency import LatencyModel
@@ -39,10 +38,6 @@ class DeploymentLatency:
     local_max_tokens: int = 32
     cloud_max_tokens: int = 1024
     measured: str | None = None
-
-    def check(self, where: str) -> None:
-        if self.local_max_tokens < 1 or self.cloud_max_tokens < 1:
-            raise ConfigError(f"{where}: local_max_tokens and cloud_max_tokens must be >= 1")
 
     def prior(self) -> LatencyModel:
         """The model before any live measurement: eqs. 1-8 with this deployment's inputs."""
@@ -159,16 +154,3 @@ def resolve_operating_point(
     else:
         t, t_from = float(getattr(router, "threshold", 0.5)), "default"
     return OperatingPoint(a, a_from, t, t_from, target)
-
-
-def links_file_default() -> str:
-    from localroute.config import bundled
-
-    return str(bundled("links.yaml"))
-
-
-def resolve_path(path: str | None, base: Path) -> str | None:
-    if path is None:
-        return None
-    p = Path(path)
-    return str(p if p.is_absolute() else (base / p).resolve())
