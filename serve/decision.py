@@ -87,11 +87,8 @@ def model_name_ids(router, untrained: tuple[str, ...]) -> list[str]:
     if not (isinstance(t, int | float) and 0.0 <= t <= 1.0):
         t = 0.5
     theta = f"{t:.4f}".rstrip("0").rstrip(".") or "0"
-    return [
-        f"router-{n}-{theta}"
-        for n in (router.name, *untrained)
-        if n in untrained or n == router.name
-    ]
+    names = [router.name, *(n for n in untrained if n != router.name)]
+    return [f"router-{n}-{theta}" for n in names]
 
 
 def words(text: str) -> int:

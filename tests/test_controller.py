@@ -200,3 +200,15 @@ def test_an_artifact_for_other_models_is_refused_unless_declared(artifact: Path,
         "router trained for mistralai/Mixtral-8x7B-Instruct-v0.1 vs gpt-4-1106-preview, "
         "serving tiny-qwen2-random vs gpt-4o-mini (declared stand-in)"
     )
+
+
+def test_model_name_ids_resolve_and_do_not_repeat() -> None:
+    """`/v1/models`' RouteLLM-style ids: each once, theta in [0, 1], each one resolving."""
+    from localroute.routers import make_router
+    from serve.decision import UNTRAINED, model_name_ids, resolve_model
+
+    random = make_router("random")
+    ids = model_name_ids(random, UNTRAINED)
+    assert ids == ["router-random-0.5", "router-always-local-0.5", "router-always-cloud-0.5"]
+    for i in ids:
+        assert resolve_model(i, "random").theta == 0.5
