@@ -105,12 +105,7 @@ def as_deployed(table: PairTable, ctx: EvalContext) -> dict[str, Any] | None:
     # random at the same share: the expectation over random choices of that share
     local_only = totals(np.zeros(table.n, np.int8), table.local, table.cloud)
     cloud_only = totals(np.ones(table.n, np.int8), table.local, table.cloud)
-    rand = {
-        k: (1 - share) * local_only[k] + share * cloud_only[k]
-        if isinstance(local_only[k], float) and isinstance(cloud_only[k], float)
-        else None
-        for k in local_only
-    }
+    rand = {k: (1 - share) * local_only[k] + share * cloud_only[k] for k in local_only}
     gain = table.col("q_cloud") - table.col("q_local")
     rows = {
         "as deployed": totals(r.decision, table.local, table.cloud),
